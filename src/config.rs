@@ -1,0 +1,275 @@
+//! One place for every option: its flag, its `TESTSCHEDULER_*` variable and its
+//! default (clap), and the checks that turn flags into a validated [`Config`].
+//! Nothing else reads the command line or the environment for settings.
+
+use crate::domain::EnvSet;
+use clap::{Args, Parser, Subcommand};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default run command; `{path}`, `{env_id}`, `{run_id}` are filled in per argument.
+pub const DEFAULT_COMMAND: &str = "python3 -m pytest --color=yes -vv --capture=no {path}";
+
+/// `testscheduler [serve] [FLAGS]` or `testscheduler worker [FLAGS]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "testscheduler",
+    version,
+    about = "Queue test runs on shared environments and watch their output live",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s flags also work without the word `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API, the web app and (unless --workers 0) run tests (the default).
+    Serve(ServeArgs),
+    /// Take runs from Redis and report them to a server.
+    Worker(WorkerArgs),
+}
+
+/// Flags of `testscheduler serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed on stdout).
+    #[arg(long, env = "TESTSCHEDULER_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: String,
+    /// SQLite file [default: testscheduler.db in the project directory]; a relative path is relative to the current directory.
+    #[arg(long, env = "TESTSCHEDULER_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// Directory the runs run in.
+    #[arg(long, env = "TESTSCHEDULER_PROJECT_DIR", default_value = ".")]
+    pub project_dir: PathBuf,
+    /// Tests root, relative to the project directory.
+    #[arg(long, env = "TESTSCHEDULER_TESTS_DIR", default_value = "tests")]
+    pub tests_dir: PathBuf,
+    /// Size of the embedded worker pool [default: number of CPUs; 0 with --redis]; 0 = run nothing here.
+    #[arg(long, env = "TESTSCHEDULER_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// Dispatch every run through this Redis (redis://HOST:PORT/DB).
+    #[arg(long, env = "TESTSCHEDULER_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "TESTSCHEDULER_REDIS_PREFIX", default_value = "testscheduler:")]
+    pub redis_prefix: String,
+    /// Command template, split shell-style; {path}, {env_id}, {run_id} are filled in. Never run through a shell.
+    #[arg(long, env = "TESTSCHEDULER_COMMAND", default_value = DEFAULT_COMMAND)]
+    pub command: String,
+    /// Valid environment ids, e.g. 1-100 or 1,3,7-9.
+    #[arg(long, env = "TESTSCHEDULER_ENVS", default_value = "1-100", value_parser = EnvSet::parse)]
+    pub envs: EnvSet,
+    /// Default run timeout, in seconds.
+    #[arg(long, env = "TESTSCHEDULER_RUN_TIMEOUT", default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_timeout: u64,
+    /// Largest timeout_s a run may ask for [default: 86400 or --run-timeout if larger].
+    #[arg(long, env = "TESTSCHEDULER_MAX_RUN_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_run_timeout: Option<u64>,
+    /// Seconds a remote worker may stay silent before its runs end `unknown`.
+    #[arg(long, env = "TESTSCHEDULER_LEASE", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: u64,
+    /// Another origin whose pages may open /ws (repeatable), e.g. http://localhost:5173.
+    #[arg(long = "allowed-origin", env = "TESTSCHEDULER_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Flags of `testscheduler worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The Redis the server dispatches through.
+    #[arg(long, env = "TESTSCHEDULER_REDIS", value_name = "URL")]
+    pub redis: String,
+    /// The server's base URL, e.g. http://server:8000.
+    #[arg(long, env = "TESTSCHEDULER_SERVER", value_name = "URL")]
+    pub server: String,
+    /// How many runs at once.
+    #[arg(long, env = "TESTSCHEDULER_SLOTS", default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub slots: u64,
+    /// Directory the runs run in.
+    #[arg(long, env = "TESTSCHEDULER_PROJECT_DIR", default_value = ".")]
+    pub project_dir: PathBuf,
+    /// This worker's name [default: host name and process id].
+    #[arg(long, env = "TESTSCHEDULER_WORKER_ID")]
+    pub id: Option<String>,
+    /// Prefix of every Redis key (the server's).
+    #[arg(long, env = "TESTSCHEDULER_REDIS_PREFIX", default_value = "testscheduler:")]
+    pub redis_prefix: String,
+}
+
+/// A bad option, named by its flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub message: String,
+}
+
+fn bad(flag: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { flag, message: message.into() }
+}
+
+/// The server's validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database: PathBuf,
+    pub project_dir: PathBuf,
+    /// As given, relative to the project dir (its name shows in API paths).
+    pub tests_dir: PathBuf,
+    pub workers: usize,
+    pub redis: Option<String>,
+    pub redis_prefix: String,
+    /// The command template, already split into arguments.
+    pub command: Vec<String>,
+    pub envs: EnvSet,
+    pub run_timeout: u64,
+    pub max_run_timeout: u64,
+    pub lease: Duration,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Config {
+    /// Checks `args`; the error names the flag at fault.
+    pub fn from_args(args: ServeArgs) -> Result<Config, ConfigError> {
+        let bind = args
+            .bind
+            .to_socket_addrs()
+            .map_err(|e| bad("--bind", format!("{}: {e}", args.bind)))?
+            .next()
+            .ok_or_else(|| bad("--bind", format!("{} resolves to no address", args.bind)))?;
+        if !args.project_dir.is_dir() {
+            return Err(bad("--project-dir", format!("{} is not a directory", args.project_dir.display())));
+        }
+        let project_dir = args
+            .project_dir
+            .canonicalize()
+            .map_err(|e| bad("--project-dir", format!("{}: {e}", args.project_dir.display())))?;
+        if args.tests_dir.is_absolute() || args.tests_dir.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(bad("--tests-dir", "must be a relative path inside the project directory"));
+        }
+        let database = match args.database {
+            Some(p) => p,
+            None => project_dir.join("testscheduler.db"),
+        };
+        let command = parse_command(&args.command).map_err(|m| bad("--command", m))?;
+        let max_run_timeout = args.max_run_timeout.unwrap_or(86_400.max(args.run_timeout));
+        if args.run_timeout > max_run_timeout {
+            return Err(bad(
+                "--run-timeout",
+                format!("{} is above --max-run-timeout {}", args.run_timeout, max_run_timeout),
+            ));
+        }
+        if let Some(url) = &args.redis {
+            redis::Client::open(url.as_str()).map_err(|e| bad("--redis", format!("{url}: {e}")))?;
+        }
+        let workers = match (args.workers, &args.redis) {
+            (Some(n), _) => n,
+            (None, Some(_)) => 0,
+            (None, None) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        };
+        if workers > 1024 {
+            return Err(bad("--workers", format!("{workers} is more than 1024")));
+        }
+        for o in &args.allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.trim_end_matches('/').matches('/').count() != 2 {
+                return Err(bad("--allowed-origin", format!("{o:?} is not an origin such as http://localhost:5173")));
+            }
+        }
+        Ok(Config {
+            bind,
+            database,
+            project_dir,
+            tests_dir: args.tests_dir,
+            workers,
+            redis: args.redis,
+            redis_prefix: args.redis_prefix,
+            command,
+            envs: args.envs,
+            run_timeout: args.run_timeout,
+            max_run_timeout,
+            lease: Duration::from_secs(args.lease),
+            allowed_origins: args.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
+        })
+    }
+
+    /// The tests folder's name as API paths show it: `./tests/`.
+    pub fn tests_prefix(&self) -> String {
+        let name = self.tests_dir.to_string_lossy();
+        format!("./{}/", name.trim_end_matches('/').trim_start_matches("./"))
+    }
+}
+
+/// Splits a command template shell-style; it must name a program.
+pub fn parse_command(template: &str) -> Result<Vec<String>, String> {
+    let argv = shell_words::split(template).map_err(|e| format!("{template:?}: {e}"))?;
+    if argv.is_empty() {
+        return Err("the command is empty".into());
+    }
+    Ok(argv)
+}
+
+/// Fills `{path}`, `{env_id}`, `{run_id}` into each argument of a split template.
+pub fn fill_command(argv: &[String], path: &str, env_id: u32, run_id: i64) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            a.replace("{path}", path)
+                .replace("{env_id}", &env_id.to_string())
+                .replace("{run_id}", &run_id.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut v = vec!["testscheduler"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).expect("valid flags").serve
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_args(args(&[])).expect("defaults are valid");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.run_timeout, 3600);
+        assert_eq!(c.lease, Duration::from_secs(30));
+        assert_eq!(c.envs.len(), 100);
+        assert!(c.database.ends_with("testscheduler.db"));
+        assert_eq!(c.tests_prefix(), "./tests/");
+    }
+
+    #[test]
+    fn redis_makes_local_workers_default_to_zero() {
+        let c = Config::from_args(args(&["--redis", "redis://127.0.0.1:6379/0"])).expect("valid");
+        assert_eq!(c.workers, 0);
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let e = Config::from_args(args(&["--project-dir", "/definitely/not/here"])).expect_err("bad dir");
+        assert_eq!(e.flag, "--project-dir");
+        let e = Config::from_args(args(&["--command", "'unclosed"])).expect_err("bad command");
+        assert_eq!(e.flag, "--command");
+        let e = Config::from_args(args(&["--run-timeout", "100", "--max-run-timeout", "10"])).expect_err("bad");
+        assert_eq!(e.flag, "--run-timeout");
+        let err = Cli::try_parse_from(["testscheduler", "--envs", "5-1"]).expect_err("bad envs");
+        assert!(err.to_string().contains("--envs"));
+    }
+
+    #[test]
+    fn path_with_spaces_stays_one_argument() {
+        let argv = parse_command(DEFAULT_COMMAND).expect("default parses");
+        let filled = fill_command(&argv, "./tests/my test.py", 3, 9);
+        assert_eq!(filled.last().map(String::as_str), Some("./tests/my test.py"));
+        assert_eq!(filled.len(), argv.len());
+    }
+}

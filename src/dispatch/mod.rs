@@ -1,0 +1,15 @@
+//! How runs reach something that executes them. [`Dispatcher`] is the one
+//! interface; `local` is the embedded thread pool. The rest of the server does
+//! not know which one it talks to.
+
+pub mod local;
+
+use crate::domain::{Run, RunId};
+
+/// Hands runs to executors and passes cancel requests on.
+pub trait Dispatcher: Send + Sync {
+    /// Queues a `created` run. It may be given again after a restart.
+    fn submit(&self, run: &Run) -> Result<(), String>;
+    /// The scheduler cancelled `id`: stop it if it runs here.
+    fn cancel(&self, id: RunId);
+}

@@ -1,0 +1,10 @@
+//! Domain types: runs, their statuses and allowed transitions, environments,
+//! and how raw output bytes become numbered lines. No I/O lives here.
+
+pub mod envs;
+pub mod lines;
+pub mod run;
+
+pub use envs::EnvSet;
+pub use lines::LineSplitter;
+pub use run::{Run, RunId, RunStatus};

@@ -1,0 +1,61 @@
+//! The HTTP surface: routes, thin handlers, DTOs. Handlers extract, validate,
+//! make one scheduler or store call and answer; no SQL, status logic or process
+//! code lives here.
+
+pub mod dto;
+pub mod health;
+pub mod runs;
+pub mod spa;
+pub mod tests;
+pub mod workers;
+pub mod ws;
+
+use crate::error::AppError;
+use actix_web::{http::Method, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+/// Every route of the server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|err, _| AppError::field("query", err.to_string()).into()))
+        .service(web::resource("/healthz").get(health::healthz).default_service(web::to(method_not_allowed)))
+        .service(web::resource("/ws").get(ws::handshake).default_service(web::to(method_not_allowed)))
+        .service(
+            web::scope("/api")
+                .service(resource("/tests").get(tests::list))
+                .service(resource("/envs").get(runs::envs))
+                .service(resource("/workers").get(workers::list))
+                .service(resource("/workers/heartbeat").post(workers::heartbeat))
+                .service(resource("/testruns").get(runs::list).post(runs::create))
+                .service(resource("/testruns/{id}").get(runs::get).post(workers::report))
+                .service(resource("/testruns/{id}/cancel").post(runs::cancel))
+                .service(resource("/testruns/{id}/logs").get(runs::logs_json))
+                .service(resource("/testruns/{id}/log.txt").get(runs::log_txt))
+                .service(resource("/testruns/{id}/lines").get(runs::lines))
+                .service(resource("/testruns/{id}/search").get(runs::search))
+                .default_service(web::to(api_not_found)),
+        )
+        .default_service(web::to(fallback));
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound(format!("No API at {}", req.path())))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(json!({
+        "message": format!("{} is not allowed on {}", req.method(), req.path()),
+        "code": "method_not_allowed"
+    }))
+}
+
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        spa::serve(req).await
+    } else {
+        method_not_allowed(req).await
+    }
+}

@@ -1,0 +1,16 @@
+//! testscheduler: queue test runs on shared environments and watch them live.
+//! See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod discovery;
+pub mod dispatch;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod runner;
+pub mod scheduler;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod workers;

@@ -1,0 +1,50 @@
+//! The command line: parse, set up logging, hand over to the library.
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+use testscheduler::config::{Cli, Command, Config};
+use testscheduler::startup::Application;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Command::Worker(_args)) => {
+            eprintln!("error: testscheduler worker is not available in this build");
+            ExitCode::from(2)
+        }
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: testscheduler::config::ServeArgs) -> ExitCode {
+    let config = match Config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config)?;
+        // The one line on stdout: scripts and tests read the chosen port from it.
+        println!("listening on http://{}", app.addr());
+        let _ = std::io::stdout().flush();
+        app.run_until_stopped().await?;
+        Ok::<(), testscheduler::startup::StartError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
