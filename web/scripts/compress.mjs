@@ -7,7 +7,17 @@ import { brotliCompressSync, gzipSync, constants } from 'node:zlib'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets')
 const MIN_BYTES = 1024
-const TEXT = new Set(['.html', '.js', '.mjs', '.css', '.svg', '.json', '.txt', '.map', '.webmanifest'])
+const TEXT = new Set([
+  '.html',
+  '.js',
+  '.mjs',
+  '.css',
+  '.svg',
+  '.json',
+  '.txt',
+  '.map',
+  '.webmanifest',
+])
 
 function* walk(dir) {
   for (const name of readdirSync(dir).sort()) {

@@ -17,9 +17,7 @@ describe('ansiToHtml', () => {
   })
 
   it('escapes HTML in plain and coloured lines', () => {
-    expect(ansiToHtml('<script>alert(1)</script>')).toBe(
-      '&lt;script&gt;alert(1)&lt;/script&gt;',
-    )
+    expect(ansiToHtml('<script>alert(1)</script>')).toBe('&lt;script&gt;alert(1)&lt;/script&gt;')
     const coloured = ansiToHtml('\u001b[33m<img src=x onerror=alert(1)>\u001b[0m')
     expect(coloured).not.toContain('<img')
     expect(coloured).toContain('&lt;img')

@@ -3,7 +3,15 @@ import type { LocationQuery, LocationQueryRaw } from 'vue-router'
 import type { Run, RunFilters } from './api/types'
 import { RUN_STATUSES } from './api/types'
 
-export const SORT_KEYS = ['id', 'username', 'env_id', 'path', 'status', 'created_at', 'duration'] as const
+export const SORT_KEYS = [
+  'id',
+  'username',
+  'env_id',
+  'path',
+  'status',
+  'created_at',
+  'duration',
+] as const
 export type SortKey = (typeof SORT_KEYS)[number]
 export interface Sort {
   key: SortKey
@@ -11,7 +19,7 @@ export interface Sort {
 }
 export const DEFAULT_SORT: Sort = { key: 'id', desc: true }
 
-function str(value: LocationQuery[string]): string {
+function str(value: LocationQuery[string] | undefined): string {
   const v = Array.isArray(value) ? value[0] : value
   return typeof v === 'string' ? v.trim() : ''
 }
@@ -46,9 +54,7 @@ export function toQuery(filters: RunFilters, sort: Sort): LocationQueryRaw {
 }
 
 export function sameFilters(a: RunFilters, b: RunFilters): boolean {
-  return (
-    a.user === b.user && a.env_id === b.env_id && a.status === b.status && a.path === b.path
-  )
+  return a.user === b.user && a.env_id === b.env_id && a.status === b.status && a.path === b.path
 }
 
 /** Whether a run pushed over `/ws` belongs in a list filtered this way. */

@@ -41,7 +41,8 @@ export const useLogsStore = defineStore('logs', () => {
 
   /** The follow cursor of a session: from the next line it lacks, or nothing once ended. */
   function cursor(session: LogSession) {
-    return () => (session.ready.value && !session.buffer.ended ? { from: session.buffer.next } : null)
+    return () =>
+      session.ready.value && !session.buffer.ended ? { from: session.buffer.next } : null
   }
 
   /** Opens run `id`'s log (or shares the open one); `active`: the run may still print. */

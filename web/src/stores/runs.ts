@@ -53,7 +53,9 @@ export const useRunsStore = defineStore('runs', () => {
       if (gen !== generation) return
       for (const run of page) put(run)
       const ids = page.map((r) => r.id)
-      listIds.value = reset ? ids : [...listIds.value, ...ids.filter((id) => !listIds.value.includes(id))]
+      listIds.value = reset
+        ? ids
+        : [...listIds.value, ...ids.filter((id) => !listIds.value.includes(id))]
       hasMore.value = page.length >= PAGE_SIZE
       listLoaded.value = true
     } catch (e) {
