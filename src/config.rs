@@ -112,7 +112,10 @@ pub struct ConfigError {
 }
 
 fn bad(flag: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { flag, message: message.into() }
+    ConfigError {
+        flag,
+        message: message.into(),
+    }
 }
 
 /// The server's validated settings.
@@ -145,14 +148,25 @@ impl Config {
             .next()
             .ok_or_else(|| bad("--bind", format!("{} resolves to no address", args.bind)))?;
         if !args.project_dir.is_dir() {
-            return Err(bad("--project-dir", format!("{} is not a directory", args.project_dir.display())));
+            return Err(bad(
+                "--project-dir",
+                format!("{} is not a directory", args.project_dir.display()),
+            ));
         }
         let project_dir = args
             .project_dir
             .canonicalize()
             .map_err(|e| bad("--project-dir", format!("{}: {e}", args.project_dir.display())))?;
-        if args.tests_dir.is_absolute() || args.tests_dir.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(bad("--tests-dir", "must be a relative path inside the project directory"));
+        if args.tests_dir.is_absolute()
+            || args
+                .tests_dir
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(bad(
+                "--tests-dir",
+                "must be a relative path inside the project directory",
+            ));
         }
         let database = match args.database {
             Some(p) => p,
@@ -178,8 +192,13 @@ impl Config {
             return Err(bad("--workers", format!("{workers} is more than 1024")));
         }
         for o in &args.allowed_origins {
-            if !(o.starts_with("http://") || o.starts_with("https://")) || o.trim_end_matches('/').matches('/').count() != 2 {
-                return Err(bad("--allowed-origin", format!("{o:?} is not an origin such as http://localhost:5173")));
+            if !(o.starts_with("http://") || o.starts_with("https://"))
+                || o.trim_end_matches('/').matches('/').count() != 2
+            {
+                return Err(bad(
+                    "--allowed-origin",
+                    format!("{o:?} is not an origin such as http://localhost:5173"),
+                ));
             }
         }
         Ok(Config {
@@ -195,7 +214,11 @@ impl Config {
             run_timeout: args.run_timeout,
             max_run_timeout,
             lease: Duration::from_secs(args.lease),
-            allowed_origins: args.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
+            allowed_origins: args
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect(),
         })
     }
 

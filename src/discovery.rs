@@ -130,11 +130,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let t = dir.path().join("tests");
         std::fs::create_dir_all(t.join("sub/__pycache__")).expect("mkdir");
-        for f in ["test_a.py", "conftest.py", "helper.py", "sub/test_b.py", "sub/__pycache__/test_b.cpython.pyc"] {
+        for f in [
+            "test_a.py",
+            "conftest.py",
+            "helper.py",
+            "sub/test_b.py",
+            "sub/__pycache__/test_b.cpython.pyc",
+        ] {
             std::fs::write(t.join(f), "").expect("write");
         }
         let tree = TestTree::new(dir.path(), Path::new("tests"));
-        assert_eq!(tree.list(), ["./tests/", "./tests/sub/", "./tests/sub/test_b.py", "./tests/test_a.py"]);
+        assert_eq!(
+            tree.list(),
+            ["./tests/", "./tests/sub/", "./tests/sub/test_b.py", "./tests/test_a.py"]
+        );
         std::fs::write(t.join("test_new.py"), "").expect("write");
         assert!(tree.contains("./tests/test_new.py"));
         assert!(!tree.contains("./tests/helper.py"));

@@ -65,9 +65,10 @@ impl ResponseError for AppError {
             AppError::Validation(_) => StatusCode::BAD_REQUEST,
             AppError::InvalidToken => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::EnvBusy { .. } | AppError::AlreadyFinished(_) | AppError::AlreadyClaimed(_) | AppError::LineGap { .. } => {
-                StatusCode::CONFLICT
-            }
+            AppError::EnvBusy { .. }
+            | AppError::AlreadyFinished(_)
+            | AppError::AlreadyClaimed(_)
+            | AppError::LineGap { .. } => StatusCode::CONFLICT,
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

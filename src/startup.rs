@@ -44,9 +44,10 @@ impl Application {
         let tests = TestTree::new(&config.project_dir, &config.tests_dir);
         let (dispatcher, pool) = local::channel();
         let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, Arc::new(dispatcher));
-        scheduler
-            .recover()
-            .map_err(|source| StartError::Store { path: config.database.display().to_string(), source })?;
+        scheduler.recover().map_err(|source| StartError::Store {
+            path: config.database.display().to_string(),
+            source,
+        })?;
         pool.start(config.workers, scheduler.clone())?;
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
@@ -54,7 +55,14 @@ impl Application {
             source,
         })?;
         let addr = listener.local_addr()?;
-        let state = AppState { config: config.clone(), store, hub, scheduler, tests, workers: WorkerRegistry::default() };
+        let state = AppState {
+            config: config.clone(),
+            store,
+            hub,
+            scheduler,
+            tests,
+            workers: WorkerRegistry::default(),
+        };
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -68,11 +76,20 @@ impl Application {
                 let _ = tcp.set_nodelay(true);
             }
         })
-        .workers(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4))
+        .workers(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .min(4),
+        )
         .listen(listener)?
         .run();
         tracing::info!(%addr, workers = config.workers, database = %config.database.display(), "server ready");
-        Ok(Application { port: addr.port(), addr, server })
+        Ok(Application {
+            port: addr.port(),
+            addr,
+            server,
+        })
     }
 
     /// The bound port.
@@ -100,6 +117,12 @@ fn announce_lines(store: Store, hub: Hub) -> crate::store::writer::OnCommit {
                 hub.publish_run("taskChanged", &run);
             }
         }
-        hub.publish_log(c.run_id, LogEvent::Lines { from: c.from, lines: c.lines });
+        hub.publish_log(
+            c.run_id,
+            LogEvent::Lines {
+                from: c.from,
+                lines: c.lines,
+            },
+        );
     })
 }

@@ -39,12 +39,20 @@ pub struct LocalPool {
 pub fn channel() -> (LocalDispatcher, LocalPool) {
     let (tx, rx) = unbounded();
     let running = Arc::new(Running::default());
-    (LocalDispatcher { tx, running: running.clone() }, LocalPool { rx, running })
+    (
+        LocalDispatcher {
+            tx,
+            running: running.clone(),
+        },
+        LocalPool { rx, running },
+    )
 }
 
 impl Dispatcher for LocalDispatcher {
     fn submit(&self, run: &Run) -> Result<(), String> {
-        self.tx.send(run.id).map_err(|_| "the local pool has stopped".to_string())
+        self.tx
+            .send(run.id)
+            .map_err(|_| "the local pool has stopped".to_string())
     }
 
     fn cancel(&self, id: RunId) {
@@ -61,18 +69,17 @@ impl LocalPool {
             let rx = self.rx.clone();
             let running = self.running.clone();
             let scheduler = scheduler.clone();
-            std::thread::Builder::new()
-                .name(format!("runner-{i}"))
-                .spawn(move || {
-                    for id in rx {
-                        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_one(&scheduler, &running, id)));
-                        if res.is_err() {
-                            tracing::error!(run_id = id, "runner panicked; the run ends unknown");
-                            let _ = scheduler.end_run(id, crate::domain::RunStatus::Unknown, None);
-                        }
-                        running.lock().remove(&id);
+            std::thread::Builder::new().name(format!("runner-{i}")).spawn(move || {
+                for id in rx {
+                    let res =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_one(&scheduler, &running, id)));
+                    if res.is_err() {
+                        tracing::error!(run_id = id, "runner panicked; the run ends unknown");
+                        let _ = scheduler.end_run(id, crate::domain::RunStatus::Unknown, None);
                     }
-                })?;
+                    running.lock().remove(&id);
+                }
+            })?;
         }
         Ok(())
     }
@@ -97,8 +104,14 @@ fn run_one(scheduler: &Scheduler, running: &Running, id: RunId) {
         cwd: config.project_dir.clone(),
         timeout: Duration::from_secs(run.timeout_s),
     };
-    let mut out = LocalOutput { run_id: id, writer: scheduler.writer.clone(), hub: scheduler.hub.clone() };
-    let finished = runner::execute(&spec, &mut out, &stop, &mut |started| scheduler.record_group(id, started));
+    let mut out = LocalOutput {
+        run_id: id,
+        writer: scheduler.writer.clone(),
+        hub: scheduler.hub.clone(),
+    };
+    let finished = runner::execute(&spec, &mut out, &stop, &mut |started| {
+        scheduler.record_group(id, started)
+    });
     if let Err(e) = scheduler.finish_local(id, &finished) {
         tracing::error!(run_id = id, error = %e, "could not record the end of a run");
     }
@@ -121,7 +134,13 @@ impl Output for LocalOutput {
 
     fn partial(&mut self, line: u64, text: String) {
         if self.hub.has_followers(self.run_id) {
-            self.hub.publish_log(self.run_id, LogEvent::Partial { line, text: Arc::from(text) });
+            self.hub.publish_log(
+                self.run_id,
+                LogEvent::Partial {
+                    line,
+                    text: Arc::from(text),
+                },
+            );
         }
     }
 }

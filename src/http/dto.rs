@@ -50,7 +50,10 @@ fn valid_env(v: &u32, ctx: &CreateContext) -> garde::Result {
     if ctx.envs.contains(*v) {
         Ok(())
     } else {
-        Err(garde::Error::new(format!("Not a valid environment: use one of {}.", ctx.envs)))
+        Err(garde::Error::new(format!(
+            "Not a valid environment: use one of {}.",
+            ctx.envs
+        )))
     }
 }
 
@@ -95,11 +98,17 @@ pub fn json_object(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>,
         .unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" {
-        return Err(AppError::field("_schema", "The body must be JSON sent as Content-Type: application/json."));
+        return Err(AppError::field(
+            "_schema",
+            "The body must be JSON sent as Content-Type: application/json.",
+        ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(AppError::field("_schema", "Invalid input type: the body must be a JSON object.")),
+        Ok(_) => Err(AppError::field(
+            "_schema",
+            "Invalid input type: the body must be a JSON object.",
+        )),
         Err(e) => Err(AppError::field("_schema", format!("Invalid JSON: {e}"))),
     }
 }
@@ -139,8 +148,14 @@ pub fn integer_field(m: &Map<String, Value>, key: &str, required: bool, errors: 
         Some(v) => v,
     };
     let n = match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15).map(|f| f as u64)),
-        Value::String(s) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            s.trim().parse().ok()
+        }
         _ => None,
     };
     if n.is_none() {
@@ -164,17 +179,28 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
     let env_id = env_id.and_then(|e| match u32::try_from(e) {
         Ok(e) => Some(e),
         Err(_) => {
-            errors.entry("env_id".into()).or_default().push(format!("Not a valid environment: use one of {}.", ctx.envs));
+            errors
+                .entry("env_id".into())
+                .or_default()
+                .push(format!("Not a valid environment: use one of {}.", ctx.envs));
             None
         }
     });
     let (Some(username), Some(env_id), Some(path)) = (username, env_id, path) else {
         return Err(AppError::Validation(errors));
     };
-    let run = CreateRun { username, env_id, path, timeout_s };
+    let run = CreateRun {
+        username,
+        env_id,
+        path,
+        timeout_s,
+    };
     if let Err(report) = run.validate_with(ctx) {
         for (path, err) in report.iter() {
-            errors.entry(path.to_string()).or_default().push(err.message().to_string());
+            errors
+                .entry(path.to_string())
+                .or_default()
+                .push(err.message().to_string());
         }
     }
     if errors.is_empty() {
@@ -204,7 +230,10 @@ impl ListQuery {
             match v.parse::<u64>() {
                 Ok(n) if n >= 1 && n <= max => Some(n),
                 _ => {
-                    errors.entry(key.into()).or_default().push(format!("Must be an integer from 1 to {max}."));
+                    errors
+                        .entry(key.into())
+                        .or_default()
+                        .push(format!("Must be an integer from 1 to {max}."));
                     None
                 }
             }
@@ -218,7 +247,10 @@ impl ListQuery {
                 Some(st) => Some(st),
                 None => {
                     let names: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
-                    errors.entry("status".into()).or_default().push(format!("Must be one of: {}.", names.join(", ")));
+                    errors
+                        .entry("status".into())
+                        .or_default()
+                        .push(format!("Must be one of: {}.", names.join(", ")));
                     None
                 }
             },
@@ -262,7 +294,14 @@ mod tests {
         std::fs::write(dir.path().join("tests/test_a.py"), "").expect("write");
         let tests = TestTree::new(dir.path(), std::path::Path::new("tests"));
         let envs = EnvSet::parse("1-100").expect("envs");
-        (dir, CreateContext { envs, max_timeout: 600, tests })
+        (
+            dir,
+            CreateContext {
+                envs,
+                max_timeout: 600,
+                tests,
+            },
+        )
     }
 
     fn errors(v: Value) -> FieldErrors {

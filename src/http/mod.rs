@@ -17,8 +17,16 @@ use serde_json::json;
 /// Every route of the server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _| AppError::field("query", err.to_string()).into()))
-        .service(web::resource("/healthz").get(health::healthz).default_service(web::to(method_not_allowed)))
-        .service(web::resource("/ws").get(ws::handshake).default_service(web::to(method_not_allowed)))
+        .service(
+            web::resource("/healthz")
+                .get(health::healthz)
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/ws")
+                .get(ws::handshake)
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(
             web::scope("/api")
                 .service(resource("/tests").get(tests::list))

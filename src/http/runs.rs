@@ -31,7 +31,11 @@ pub async fn load_run(state: &AppState, id: RunId) -> Result<Run, AppError> {
 }
 
 /// `POST /api/testruns`
-pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let body = dto::read_body(payload).await?;
     let fields = dto::json_object(&req, &body)?;
     let state = state.into_inner();
@@ -80,7 +84,11 @@ pub async fn cancel(path: web::Path<String>, state: web::Data<AppState>) -> Resu
 }
 
 /// `GET /api/testruns/{id}/lines?from=K&limit=N`
-pub async fn lines(path: web::Path<String>, query: web::Query<LinesQuery>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn lines(
+    path: web::Path<String>,
+    query: web::Query<LinesQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
     let from = query.from.unwrap_or(0);
     let limit = query.limit.unwrap_or(1000).min(logs::MAX_SLICE);
@@ -95,7 +103,11 @@ pub async fn lines(path: web::Path<String>, query: web::Query<LinesQuery>, state
 }
 
 /// `GET /api/testruns/{id}/search?q=TEXT&limit=N`
-pub async fn search(path: web::Path<String>, query: web::Query<SearchQuery>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn search(
+    path: web::Path<String>,
+    query: web::Query<SearchQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
     let q = match query.q.as_deref() {
         Some(q) if !q.is_empty() => q.to_string(),
@@ -147,7 +159,10 @@ pub async fn log_txt(path: web::Path<String>, state: web::Data<AppState>) -> Res
         let store = store.clone();
         async move {
             let from = from?;
-            let page = web::block(move || -> Result<Vec<String>, AppError> { Ok(logs::read(&*store.conn()?, id, from, 5_000)?) }).await;
+            let page = web::block(move || -> Result<Vec<String>, AppError> {
+                Ok(logs::read(&*store.conn()?, id, from, 5_000)?)
+            })
+            .await;
             match page {
                 Ok(Ok(lines)) if lines.is_empty() => None,
                 Ok(Ok(lines)) => {

@@ -29,10 +29,16 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
 
 fn file(req: &HttpRequest, path: &str) -> HttpResponse {
     let Some(plain) = Assets::get(path) else {
-        return HttpResponse::NotFound().content_type("text/plain").body("the web app was not built into this binary");
+        return HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("the web app was not built into this binary");
     };
     let etag = format!("\"{}\"", hex::encode(&plain.metadata.sha256_hash()[..16]));
-    let cache = if path.starts_with("assets/") { IMMUTABLE } else { "no-cache" };
+    let cache = if path.starts_with("assets/") {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::ETAG, etag.as_str()))
@@ -45,7 +51,11 @@ fn file(req: &HttpRequest, path: &str) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, cache))
             .finish();
     }
-    let accept = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     for (enc, ext) in [("br", "br"), ("gzip", "gz")] {
         if accepts(accept, enc) {
             if let Some(packed) = Assets::get(&format!("{path}.{ext}")) {

@@ -14,7 +14,12 @@ pub async fn list(state: web::Data<AppState>) -> HttpResponse {
 /// `POST /api/testruns/{id}`: a worker's report about its run, proven by the
 /// run's token. Only runs dispatched to remote workers have a token, so any
 /// report about an embedded run is refused.
-pub async fn report(req: HttpRequest, path: web::Path<String>, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn report(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
     let body = dto::read_body(payload).await?;
     let fields = dto::json_object(&req, &body)?;
@@ -25,7 +30,11 @@ pub async fn report(req: HttpRequest, path: web::Path<String>, payload: web::Pay
 }
 
 /// `POST /api/workers/heartbeat`: an idle worker says it is alive.
-pub async fn heartbeat(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn heartbeat(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let body = dto::read_body(payload).await?;
     let fields = dto::json_object(&req, &body)?;
     let scheduler = state.scheduler.clone();

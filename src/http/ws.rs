@@ -23,7 +23,11 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 const BACKLOG_FRAME: u32 = 1_000;
 
 /// The handshake: refuses pages of other sites, then serves the socket.
-pub async fn handshake(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, actix_web::Error> {
+pub async fn handshake(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
     if let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) {
         if !origin_allowed(origin, &req, &state.config.allowed_origins) {
             tracing::warn!(origin, "refused a /ws handshake from another site");
@@ -52,11 +56,21 @@ fn origin_allowed(origin: &str, req: &HttpRequest, allowed: &[String]) -> bool {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
 enum ClientOp {
-    Follow { id: RunId, from: Option<u64>, tail: Option<u64> },
-    Unfollow { id: RunId },
+    Follow {
+        id: RunId,
+        from: Option<u64>,
+        tail: Option<u64>,
+    },
+    Unfollow {
+        id: RunId,
+    },
 }
 
-async fn connection(state: std::sync::Arc<AppState>, mut session: Session, mut stream: actix_ws::AggregatedMessageStream) {
+async fn connection(
+    state: std::sync::Arc<AppState>,
+    mut session: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) {
     let runs_task = actix_web::rt::spawn(forward_run_events(state.clone(), session.clone()));
     let mut follows: HashMap<RunId, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -135,7 +149,10 @@ async fn forward_run_events(state: std::sync::Arc<AppState>, mut session: Sessio
                 // The client missed run events: make it reconnect and reload.
                 tracing::warn!(missed = n, "a /ws client lagged on run events; closing it");
                 let _ = session
-                    .close(Some(actix_ws::CloseReason { code: actix_ws::CloseCode::Again, description: Some("lagged".into()) }))
+                    .close(Some(actix_ws::CloseReason {
+                        code: actix_ws::CloseCode::Again,
+                        description: Some("lagged".into()),
+                    }))
                     .await;
                 return;
             }
@@ -224,15 +241,27 @@ async fn send(session: &mut Session, frame: String) -> Result<(), Gone> {
 }
 
 async fn send_end(session: &mut Session, id: RunId, total: u64, status: RunStatus) -> Result<(), Gone> {
-    send(session, json!({ "event": "logEnd", "id": id, "total": total, "status": status }).to_string()).await
+    send(
+        session,
+        json!({ "event": "logEnd", "id": id, "total": total, "status": status }).to_string(),
+    )
+    .await
 }
 
 /// Sends stored lines `cursor .. until` (or to the stored end); returns the new cursor.
-async fn send_stored(state: &AppState, session: &mut Session, id: RunId, mut cursor: u64, until: u64) -> Result<u64, Gone> {
+async fn send_stored(
+    state: &AppState,
+    session: &mut Session,
+    id: RunId,
+    mut cursor: u64,
+    until: u64,
+) -> Result<u64, Gone> {
     while cursor < until {
         let store = state.store.clone();
         let want = (until - cursor).min(BACKLOG_FRAME as u64) as u32;
-        let page = web::block(move || -> Result<Vec<String>, AppError> { Ok(logs::read(&*store.conn()?, id, cursor, want)?) }).await;
+        let page =
+            web::block(move || -> Result<Vec<String>, AppError> { Ok(logs::read(&*store.conn()?, id, cursor, want)?) })
+                .await;
         let lines = match page {
             Ok(Ok(lines)) => lines,
             _ => return Err(Gone),

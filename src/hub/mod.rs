@@ -46,7 +46,12 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Hub {
         let (runs, _) = broadcast::channel(RUN_CAPACITY);
-        Hub { inner: Arc::new(Inner { runs, logs: Mutex::new(HashMap::new()) }) }
+        Hub {
+            inner: Arc::new(Inner {
+                runs,
+                logs: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     /// Sends `{"event": name, "run": run}` to every client.
@@ -67,7 +72,9 @@ impl Hub {
     /// A receiver of run `id`'s log events from now on.
     pub fn subscribe_log(&self, id: RunId) -> broadcast::Receiver<LogEvent> {
         let mut logs = self.inner.logs.lock().unwrap_or_else(|p| p.into_inner());
-        logs.entry(id).or_insert_with(|| broadcast::channel(LOG_CAPACITY).0).subscribe()
+        logs.entry(id)
+            .or_insert_with(|| broadcast::channel(LOG_CAPACITY).0)
+            .subscribe()
     }
 
     /// Sends a log event to run `id`'s followers, if it has any.
@@ -105,7 +112,13 @@ mod tests {
         let hub = Hub::new();
         let mut rx = hub.subscribe_log(7);
         for i in 0..(LOG_CAPACITY as u64 + 10) {
-            hub.publish_log(7, LogEvent::Lines { from: i, lines: Arc::new(vec![String::new()]) });
+            hub.publish_log(
+                7,
+                LogEvent::Lines {
+                    from: i,
+                    lines: Arc::new(vec![String::new()]),
+                },
+            );
         }
         assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
     }
@@ -115,7 +128,13 @@ mod tests {
         let hub = Hub::new();
         let _rx = hub.subscribe_log(1);
         assert!(hub.has_followers(1));
-        hub.publish_log(1, LogEvent::End { total: 0, status: RunStatus::Succeeded });
+        hub.publish_log(
+            1,
+            LogEvent::End {
+                total: 0,
+                status: RunStatus::Succeeded,
+            },
+        );
         assert!(!hub.has_followers(1));
     }
 }

@@ -268,19 +268,35 @@ pub fn execute(spec: &RunSpec, out: &mut dyn Output, stop: &StopFlag, on_start: 
             Outcome::TimedOut
         }
         Some((why, _)) => {
-            out.emit(vec!["testscheduler: run cancelled; the run's process group was stopped".to_string()]);
+            out.emit(vec![
+                "testscheduler: run cancelled; the run's process group was stopped".to_string(),
+            ]);
             why
         }
         None => Outcome::Exited(exit_code.unwrap_or(-1)),
     };
-    tracing::info!(run_id = spec.run_id, ?outcome, lines = out.next, elapsed_ms = started.elapsed().as_millis() as u64, "run ended");
-    Finished { outcome, total: out.next, exit_code }
+    tracing::info!(
+        run_id = spec.run_id,
+        ?outcome,
+        lines = out.next,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "run ended"
+    );
+    Finished {
+        outcome,
+        total: out.next,
+        exit_code,
+    }
 }
 
 fn spawn_failed(out: &mut Counter<'_>, reason: String) -> Finished {
     tracing::warn!(reason = %reason, "run could not start");
     out.emit(vec![format!("testscheduler: {reason}")]);
-    Finished { outcome: Outcome::SpawnFailed(reason), total: out.next, exit_code: None }
+    Finished {
+        outcome: Outcome::SpawnFailed(reason),
+        total: out.next,
+        exit_code: None,
+    }
 }
 
 fn signal_group(pgid: i32, sig: Signal) {
@@ -326,7 +342,11 @@ mod tests {
 
     #[test]
     fn stdout_and_stderr_share_one_numbered_stream() {
-        let (f, c) = run("echo a; echo b >&2; echo $TESTSCHEDULER_ENV_ID; printf tail", Duration::from_secs(10), &StopFlag::new());
+        let (f, c) = run(
+            "echo a; echo b >&2; echo $TESTSCHEDULER_ENV_ID; printf tail",
+            Duration::from_secs(10),
+            &StopFlag::new(),
+        );
         assert_eq!(c.lines, ["a", "b", "4", "tail"]);
         assert_eq!(f.outcome, Outcome::Exited(0));
         assert_eq!(f.total, 4);
@@ -379,7 +399,11 @@ mod tests {
 
     #[test]
     fn unfinished_line_is_shown_as_partial() {
-        let (_, c) = run("printf 'test_slow '; sleep 0.6; echo PASSED", Duration::from_secs(10), &StopFlag::new());
+        let (_, c) = run(
+            "printf 'test_slow '; sleep 0.6; echo PASSED",
+            Duration::from_secs(10),
+            &StopFlag::new(),
+        );
         assert_eq!(c.lines, ["test_slow PASSED"]);
         assert_eq!(c.partials.first(), Some(&(0, "test_slow ".to_string())));
     }

@@ -6,7 +6,7 @@ use nix::unistd::Pid;
 
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`, clock ticks since boot).
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    stat_fields(pid).and_then(|(_, start)| Some(start))
+    stat_fields(pid).map(|(_, start)| start)
 }
 
 /// (process group, start time) of `pid`, from `/proc/PID/stat`.

@@ -35,8 +35,20 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Wires the scheduler to its store, hub, log writer and dispatcher.
-    pub fn new(config: Arc<Config>, store: Store, hub: Hub, writer: LogWriter, dispatcher: Arc<dyn Dispatcher>) -> Scheduler {
-        Scheduler { config, store, hub, writer, dispatcher }
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        hub: Hub,
+        writer: LogWriter,
+        dispatcher: Arc<dyn Dispatcher>,
+    ) -> Scheduler {
+        Scheduler {
+            config,
+            store,
+            hub,
+            writer,
+            dispatcher,
+        }
     }
 
     /// The server's settings.
@@ -75,9 +87,25 @@ impl Scheduler {
         let run = runs::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
         let moved = match run.status {
             // Nothing runs yet: the environment is free at once.
-            RunStatus::Created => runs::move_status(&conn, id, RunStatus::Created, RunStatus::Cancelled, true, None, Some(&now()))?,
+            RunStatus::Created => runs::move_status(
+                &conn,
+                id,
+                RunStatus::Created,
+                RunStatus::Cancelled,
+                true,
+                None,
+                Some(&now()),
+            )?,
             // The process still runs: the environment is freed once it is gone.
-            RunStatus::Running => runs::move_status(&conn, id, RunStatus::Running, RunStatus::Cancelled, false, None, Some(&now()))?,
+            RunStatus::Running => runs::move_status(
+                &conn,
+                id,
+                RunStatus::Running,
+                RunStatus::Cancelled,
+                false,
+                None,
+                Some(&now()),
+            )?,
             _ => false,
         };
         if !moved {
@@ -89,7 +117,13 @@ impl Scheduler {
         self.dispatcher.cancel(id);
         self.hub.publish_run("taskChanged", &run);
         if run.started_at.is_none() {
-            self.hub.publish_log(id, LogEvent::End { total: run.lines, status: run.status });
+            self.hub.publish_log(
+                id,
+                LogEvent::End {
+                    total: run.lines,
+                    status: run.status,
+                },
+            );
         }
         Ok(run)
     }
@@ -111,7 +145,10 @@ impl Scheduler {
 
     /// Stores the process group of an embedded run, for recovery after a crash.
     pub fn record_group(&self, id: RunId, started: Started) {
-        let res = self.store.conn().and_then(|c| runs::set_process_group(&c, id, started.pgid, started.start_time));
+        let res = self
+            .store
+            .conn()
+            .and_then(|c| runs::set_process_group(&c, id, started.pgid, started.start_time));
         if let Err(e) = res {
             tracing::warn!(run_id = id, error = %e, "could not store the process group");
         }
@@ -144,7 +181,13 @@ impl Scheduler {
         drop(conn);
         tracing::info!(run_id = id, status = %run.status, exit_code, lines = run.lines, "run finished");
         self.hub.publish_run("taskChanged", &run);
-        self.hub.publish_log(id, LogEvent::End { total: run.lines, status: run.status });
+        self.hub.publish_log(
+            id,
+            LogEvent::End {
+                total: run.lines,
+                status: run.status,
+            },
+        );
         Ok(())
     }
 
@@ -158,15 +201,29 @@ impl Scheduler {
             if let (Some(pgid), Some(start)) = (pgid, start) {
                 let killed = crate::runner::kill_leftover_group(pgid, start);
                 if killed > 0 {
-                    tracing::warn!(run_id = id, pgid, killed, "killed what was left of a lost run's process group");
+                    tracing::warn!(
+                        run_id = id,
+                        pgid,
+                        killed,
+                        "killed what was left of a lost run's process group"
+                    );
                 }
             }
-            let note = "testscheduler: the server restarted while this run was running; its output ends here".to_string();
+            let note =
+                "testscheduler: the server restarted while this run was running; its output ends here".to_string();
             let next = logs::count(&conn, id)?;
             if let Err(e) = self.writer.append_checked(id, next, vec![note]) {
                 tracing::warn!(run_id = id, error = %e, "could not note the restart in the log");
             }
-            let moved = runs::move_status(&conn, id, RunStatus::Running, RunStatus::Unknown, true, None, Some(&now()))?;
+            let moved = runs::move_status(
+                &conn,
+                id,
+                RunStatus::Running,
+                RunStatus::Unknown,
+                true,
+                None,
+                Some(&now()),
+            )?;
             if !moved {
                 runs::release(&conn, id, None)?;
             }

@@ -11,9 +11,9 @@ impl Scheduler {
         let conn = self.store.conn()?;
         let hash = crate::store::runs::token_hash(&conn, id)?;
         match (token, hash) {
-            (Some(t), Some(h)) if crate::store::runs::token_matches(t, &h) => {
-                Err(AppError::Unavailable("remote reports are not accepted by this server yet".into()))
-            }
+            (Some(t), Some(h)) if crate::store::runs::token_matches(t, &h) => Err(AppError::Unavailable(
+                "remote reports are not accepted by this server yet".into(),
+            )),
             _ => Err(AppError::InvalidToken),
         }
     }
@@ -22,6 +22,8 @@ impl Scheduler {
 impl Scheduler {
     /// An idle worker's heartbeat. Blocking.
     pub fn worker_heartbeat(&self, _fields: &Map<String, Value>) -> Result<Value, AppError> {
-        Err(AppError::Unavailable("this server does not take remote workers yet".into()))
+        Err(AppError::Unavailable(
+            "this server does not take remote workers yet".into(),
+        ))
     }
 }

@@ -71,7 +71,10 @@ pub fn search(conn: &Connection, run_id: RunId, q: &str, limit: u32) -> Result<(
             if out.len() as u32 == limit {
                 return Ok((out, true));
             }
-            out.push(Match { line: row.get::<_, i64>(0)?.max(0) as u64, text: plain });
+            out.push(Match {
+                line: row.get::<_, i64>(0)?.max(0) as u64,
+                text: plain,
+            });
         }
     }
     Ok((out, false))
@@ -111,7 +114,10 @@ mod tests {
         assert_eq!(append(&c, 1, 0, &s(&["a", "b"])).expect("ok"), (0, 2));
         assert_eq!(append(&c, 1, 1, &s(&["b", "c"])).expect("ok"), (2, 3));
         assert_eq!(append(&c, 1, 0, &s(&["a"])).expect("ok"), (3, 3));
-        assert!(matches!(append(&c, 1, 5, &s(&["x"])), Err(StoreError::LineGap { next: 3 })));
+        assert!(matches!(
+            append(&c, 1, 5, &s(&["x"])),
+            Err(StoreError::LineGap { next: 3 })
+        ));
         assert_eq!(read(&c, 1, 0, 100).expect("read"), s(&["a", "b", "c"]));
         assert_eq!(read(&c, 1, 2, 100).expect("read"), s(&["c"]));
         assert!(read(&c, 1, 9, 100).expect("read").is_empty());

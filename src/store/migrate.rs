@@ -10,6 +10,7 @@ use rusqlite_migration::{Migrations, M};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_remote_workers.sql"),
+    include_str!("migrations/0003_remote_dispatch.sql"),
 ];
 
 /// The newest schema version this binary knows.
@@ -35,7 +36,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 pub fn migrate_to(conn: &mut Connection, version: u32) -> Result<(), StoreError> {
     let db = current_version(conn)?;
     if db > latest_version() {
-        return Err(StoreError::TooNew { db, binary: latest_version() });
+        return Err(StoreError::TooNew {
+            db,
+            binary: latest_version(),
+        });
     }
     let from = db;
     migrations()
@@ -85,6 +89,9 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).expect("set version");
         let err = migrate(&mut conn).expect_err("too new");
         let msg = err.to_string();
-        assert!(msg.contains("99") && msg.contains(&latest_version().to_string()), "{msg}");
+        assert!(
+            msg.contains("99") && msg.contains(&latest_version().to_string()),
+            "{msg}"
+        );
     }
 }

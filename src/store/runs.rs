@@ -52,7 +52,10 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
         }
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
             let run_id = env_holder(conn, new.env_id)?.unwrap_or(0);
-            Err(StoreError::EnvBusy { env_id: new.env_id, run_id })
+            Err(StoreError::EnvBusy {
+                env_id: new.env_id,
+                run_id,
+            })
         }
         Err(e) => Err(e.into()),
     }
@@ -61,7 +64,11 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
 /// The run holding environment `env_id`, if any.
 pub fn env_holder(conn: &Connection, env_id: u32) -> Result<Option<RunId>, StoreError> {
     Ok(conn
-        .query_row("SELECT id FROM runs WHERE env_id = ?1 AND holds_env = 1", [env_id], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM runs WHERE env_id = ?1 AND holds_env = 1",
+            [env_id],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -180,22 +187,31 @@ pub fn release(conn: &Connection, id: RunId, exit_code: Option<i32>) -> Result<b
     Ok(n == 1)
 }
 
-/// Embedded runs left `running` by a previous server: (id, pgid, leader start time).
-pub fn orphaned_local_runs(conn: &Connection) -> Result<Vec<(RunId, Option<i32>, Option<u64>)>, StoreError> {
+/// An embedded run left behind by a previous server: id, process group, leader start time.
+pub type Orphan = (RunId, Option<i32>, Option<u64>);
+
+/// Embedded runs left `running` (or still holding their environment) by a previous server.
+pub fn orphaned_local_runs(conn: &Connection) -> Result<Vec<Orphan>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, pgid, pgid_start FROM runs
          WHERE worker IS NULL AND (status = 'running' OR (holds_env = 1 AND status != 'created'))
          ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(|v| v.max(0) as u64)))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get::<_, Option<i64>>(2)?.map(|v| v.max(0) as u64),
+        ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// How many runs there are (benchmarks, tests).
 pub fn count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))?.max(0) as u64)
+    Ok(conn
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))?
+        .max(0) as u64)
 }
 
 /// What a log follower needs: status, stored line count, and whether the run

@@ -22,7 +22,12 @@ pub struct Committed {
 pub type OnCommit = Box<dyn Fn(Committed) + Send>;
 
 enum Msg {
-    Append { run_id: RunId, from: u64, lines: Vec<String>, reply: Option<Sender<Result<u64, StoreError>>> },
+    Append {
+        run_id: RunId,
+        from: u64,
+        lines: Vec<String>,
+        reply: Option<Sender<Result<u64, StoreError>>>,
+    },
     Flush(Sender<()>),
 }
 
@@ -49,7 +54,12 @@ impl LogWriter {
     /// Queues lines without waiting (the embedded runner: its numbering has no gaps).
     pub fn append(&self, run_id: RunId, from: u64, lines: Vec<String>) -> Result<(), StoreError> {
         self.tx
-            .send(Msg::Append { run_id, from, lines, reply: None })
+            .send(Msg::Append {
+                run_id,
+                from,
+                lines,
+                reply: None,
+            })
             .map_err(|_| StoreError::WriterGone)
     }
 
@@ -57,7 +67,12 @@ impl LogWriter {
     pub fn append_checked(&self, run_id: RunId, from: u64, lines: Vec<String>) -> Result<u64, StoreError> {
         let (reply, rx) = bounded(1);
         self.tx
-            .send(Msg::Append { run_id, from, lines, reply: Some(reply) })
+            .send(Msg::Append {
+                run_id,
+                from,
+                lines,
+                reply: Some(reply),
+            })
             .map_err(|_| StoreError::WriterGone)?;
         rx.recv().map_err(|_| StoreError::WriterGone)?
     }
@@ -96,7 +111,10 @@ fn write_batch(store: &Store, batch: Vec<Msg>, on_commit: &OnCommit) {
         let mut conn = store.conn()?;
         let tx = conn.transaction()?;
         for m in &batch {
-            if let Msg::Append { run_id, from, lines, .. } = m {
+            if let Msg::Append {
+                run_id, from, lines, ..
+            } = m
+            {
                 results.push(logs::append(&tx, *run_id, *from, lines));
             }
         }
@@ -109,7 +127,12 @@ fn write_batch(store: &Store, batch: Vec<Msg>, on_commit: &OnCommit) {
     let mut results = results.into_iter();
     for m in batch {
         match m {
-            Msg::Append { run_id, from, lines, reply } => {
+            Msg::Append {
+                run_id,
+                from,
+                lines,
+                reply,
+            } => {
                 let res = match (&outcome, results.next()) {
                     (Ok(()), Some(r)) => r,
                     _ => Err(StoreError::WriterGone),
@@ -119,7 +142,12 @@ fn write_batch(store: &Store, batch: Vec<Msg>, on_commit: &OnCommit) {
                         if after > before {
                             let skip = (before - from) as usize;
                             let fresh: Vec<String> = lines.into_iter().skip(skip).collect();
-                            on_commit(Committed { run_id, from: *before, lines: Arc::new(fresh), first: *before == 0 });
+                            on_commit(Committed {
+                                run_id,
+                                from: *before,
+                                lines: Arc::new(fresh),
+                                first: *before == 0,
+                            });
                         }
                         Ok(*after)
                     }
