@@ -36,11 +36,22 @@ export interface Server {
   url: string
   dir: string
   proc: ChildProcess
-  stop(): Promise<void>
+  /** Stops the process; `keep` leaves the project and database for a restart. */
+  stop(keep?: boolean): Promise<void>
 }
 
-export async function startServer(files: Record<string, string> = TEST_FILES): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'ts-e2e-'))
+export interface StartOptions {
+  /** Reuse this project directory (and its database) instead of a new one. */
+  dir?: string
+  /** `host:port` to bind; a free port by default. */
+  bind?: string
+}
+
+export async function startServer(
+  files: Record<string, string> = TEST_FILES,
+  options: StartOptions = {},
+): Promise<Server> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'ts-e2e-'))
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(join(dir, path, '..'), { recursive: true })
     writeFileSync(join(dir, path), text)
@@ -49,7 +60,7 @@ export async function startServer(files: Record<string, string> = TEST_FILES): P
     BIN,
     [
       '--bind',
-      '127.0.0.1:0',
+      options.bind ?? '127.0.0.1:0',
       '--database',
       join(dir, 'ts.db'),
       '--project-dir',
@@ -78,7 +89,7 @@ export async function startServer(files: Record<string, string> = TEST_FILES): P
     url,
     dir,
     proc,
-    async stop() {
+    async stop(keep = false) {
       if (proc.exitCode === null) {
         const exited = new Promise((ok) => proc.once('exit', ok))
         proc.kill('SIGTERM')
@@ -86,7 +97,7 @@ export async function startServer(files: Record<string, string> = TEST_FILES): P
         await exited
         clearTimeout(timer)
       }
-      rmSync(dir, { recursive: true, force: true })
+      if (!keep) rmSync(dir, { recursive: true, force: true })
     },
   }
 }
