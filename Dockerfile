@@ -1,0 +1,32 @@
+# The single-container deploy: build the binary, then run it in a slim image
+# with Python and pytest (the embedded pool runs them) and tini as PID 1 so
+# that orphaned test processes are reaped.
+
+# Build stage: Debian 12 (bookworm), the same C library as the runtime image.
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY src ./src
+COPY assets ./assets
+COPY benches ./benches
+COPY tests ./tests
+RUN RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --locked --release --target x86_64-unknown-linux-gnu \
+ && cp target/x86_64-unknown-linux-gnu/release/testscheduler /testscheduler
+
+# Runtime stage: Python + pytest, tini, the binary, a volume for the database.
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && pip install --no-cache-dir pytest
+COPY --from=build /testscheduler /usr/local/bin/testscheduler
+COPY examples/demo/tests /project/tests
+WORKDIR /project
+VOLUME /data
+ENV TESTSCHEDULER_BIND=0.0.0.0:8000 \
+    TESTSCHEDULER_DATABASE=/data/testscheduler.db \
+    TESTSCHEDULER_PROJECT_DIR=/project
+EXPOSE 8000
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/testscheduler"]
+CMD ["serve"]

@@ -1,0 +1,230 @@
+//! Benchmarks of the server's targets (PRODUCT.md "Targets"), printed as figures.
+//! Run with `cargo bench --bench server`; not part of the test suite.
+//!
+//! - start to first 200, idle RSS
+//! - `GET /api/testruns?limit=50` and the unparameterised list with 10,000 runs
+//! - a printed line reaching a `/ws` follower (p50/p99)
+//! - 1,000,000 lines of ~100 bytes: lines/s, every line stored, server peak RSS
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_testscheduler");
+
+struct Server {
+    child: Child,
+    base: String,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, extra: &[&str]) -> (Server, Duration) {
+    let t0 = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0", "--project-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let base = line.trim().trim_start_matches("listening on ").to_string();
+    let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    loop {
+        if ureq::get(&format!("{base}/healthz")).call().is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (Server { child, base, port }, t0.elapsed())
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("tests")).expect("mkdir");
+    for (name, body) in files {
+        std::fs::write(dir.path().join("tests").join(name), body).expect("write");
+    }
+    dir
+}
+
+fn queue(base: &str, env: u32, path: &str) -> i64 {
+    let v: Value = ureq::post(&format!("{base}/api/testruns"))
+        .send_json(json!({"username": "bench", "env_id": env, "path": path}))
+        .expect("queue")
+        .into_json()
+        .expect("json");
+    v["id"].as_i64().expect("id")
+}
+
+fn wait_done(base: &str, id: i64) -> Value {
+    loop {
+        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}")).call().expect("get").into_json().expect("json");
+        if !matches!(v["status"].as_str(), Some("created" | "running")) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn bench_idle() {
+    let dir = project(&[("test_a.py", "def test_a():\n    pass\n")]);
+    let (server, startup) = start(dir.path(), &[]);
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = status_kb(server.child.id(), "VmRSS:");
+    println!("idle: start to first 200 = {:.1} ms; idle RSS = {:.1} MB", startup.as_secs_f64() * 1e3, rss as f64 / 1024.0);
+}
+
+fn bench_list() {
+    let dir = project(&[("test_a.py", "def test_a():\n    pass\n")]);
+    let db = dir.path().join("bench.db");
+    let db_arg = db.to_string_lossy().to_string();
+    drop(start(dir.path(), &["--database", &db_arg, "--workers", "0"]));
+    {
+        let mut conn = rusqlite::Connection::open(&db).expect("db");
+        let tx = conn.transaction().expect("tx");
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO runs (username, env_id, path, status, created_at, started_at, finished_at, exit_code, timeout_s, line_count, holds_env)
+                     VALUES (?1, ?2, './tests/test_a.py', ?3, '2026-11-25T07:24:00.123456+00:00', '2026-11-25T07:24:01.000000+00:00', '2026-11-25T07:25:00.000000+00:00', 0, 3600, 120, 0)",
+                )
+                .expect("prepare");
+            for i in 0..10_000u32 {
+                let status = if i % 7 == 0 { "failed" } else { "succeeded" };
+                stmt.execute(rusqlite::params![format!("user{}", i % 13), i % 100 + 1, status]).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let (server, _) = start(dir.path(), &["--database", &db_arg, "--workers", "0"]);
+    let agent = ureq::AgentBuilder::new().build();
+    let time = |path: &str, n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                let body = agent.get(&format!("{}{path}", server.base)).call().expect("list").into_string().expect("body");
+                assert!(body.len() > 2);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect()
+    };
+    let _ = time("/api/testruns?limit=50", 20);
+    let mut page = time("/api/testruns?limit=50", 500);
+    let mut filtered = time("/api/testruns?limit=50&user=user3&before=5000", 200);
+    let mut all = time("/api/testruns", 30);
+    println!(
+        "list, 10,000 runs: ?limit=50 p50 = {:.2} ms, p99 = {:.2} ms; filtered page p50 = {:.2} ms; whole list p50 = {:.1} ms",
+        pct(&mut page, 0.5),
+        pct(&mut page, 0.99),
+        pct(&mut filtered, 0.5),
+        pct(&mut all, 0.5)
+    );
+}
+
+fn ws_connect(port: u16) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).expect("handshake");
+    ws
+}
+
+fn bench_latency() {
+    let test = "import time, sys\n\ndef test_ticks():\n    print()\n    for _ in range(1000):\n        print(time.time_ns(), flush=True)\n        time.sleep(0.005)\n";
+    let dir = project(&[("test_ticks.py", test)]);
+    let (server, _) = start(dir.path(), &["--workers", "1"]);
+    let mut ws = ws_connect(server.port);
+    let id = queue(&server.base, 1, "./tests/test_ticks.py");
+    ws.send(tungstenite::Message::Text(json!({"op": "follow", "id": id}).to_string().into())).expect("follow");
+    let mut lat = Vec::new();
+    loop {
+        let msg = ws.read().expect("read");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as f64;
+        let tungstenite::Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(&t).expect("json");
+        match v["event"].as_str() {
+            Some("logLines") => {
+                for l in v["lines"].as_array().expect("lines") {
+                    if let Ok(ns) = l.as_str().unwrap_or("").trim().parse::<f64>() {
+                        lat.push((now - ns) / 1e6);
+                    }
+                }
+            }
+            Some("logEnd") => break,
+            _ => {}
+        }
+    }
+    println!(
+        "line to /ws follower ({} lines, embedded pool): p50 = {:.2} ms, p99 = {:.2} ms, max = {:.2} ms",
+        lat.len(),
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+}
+
+fn bench_million() {
+    let test = "import sys\n\ndef test_flood():\n    w = sys.stdout.write\n    pad = 'x' * 86\n    for i in range(1_000_000):\n        w(f'{i:09d} {pad}\\n')\n";
+    let dir = project(&[("test_flood.py", test)]);
+    let (server, _) = start(dir.path(), &["--workers", "1"]);
+    let id = queue(&server.base, 1, "./tests/test_flood.py");
+    let t = Instant::now();
+    let run = wait_done(&server.base, id);
+    let secs = t.elapsed().as_secs_f64();
+    let total = run["lines"].as_u64().unwrap_or(0);
+    let v: Value = ureq::get(&format!("{}/api/testruns/{id}/lines?from=1000000&limit=3", server.base))
+        .call()
+        .expect("lines")
+        .into_json()
+        .expect("json");
+    let peak = status_kb(server.child.id(), "VmHWM:");
+    println!(
+        "1,000,000 lines: status {}, {} lines stored in {:.1} s = {:.0} lines/s; server peak RSS = {:.1} MB; line 1,000,000 = {}",
+        run["status"],
+        total,
+        secs,
+        total as f64 / secs,
+        peak as f64 / 1024.0,
+        v["lines"][0]
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("server: bench");
+        return;
+    }
+    bench_idle();
+    bench_list();
+    bench_latency();
+    bench_million();
+}
