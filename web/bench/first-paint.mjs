@@ -131,6 +131,31 @@ try {
   await page.locator('[role=log] .line[data-line="1"] .txt').waitFor({ state: 'visible' })
   console.log(`jump to line 1: ${(performance.now() - t1).toFixed(0)} ms`)
   await context.close()
+
+  // Follow a second such run live, from its first line to its last.
+  {
+    const live = await json('/api/testruns', {
+      username: 'bench',
+      env_id: 2,
+      path: './tests/test_big.py',
+    })
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+    const page = await context.newPage()
+    const cdp = await context.newCDPSession(page)
+    await cdp.send('Performance.enable')
+    const start = performance.now()
+    await page.goto(`${url}/runs/${live.id}`)
+    await page.locator('.status-text', { hasText: 'succeeded' }).waitFor({ timeout: 300_000 })
+    await page.locator(`[role=log] .line[data-line="${total}"] .txt`).waitFor({ state: 'visible' })
+    const ms = performance.now() - start
+    const { metrics } = await cdp.send('Performance.getMetrics')
+    const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN
+    console.log(
+      `live follow of run ${live.id}: last line visible ${(ms / 1000).toFixed(1)} s after opening, ` +
+        `JS heap ${(heap / 2 ** 20).toFixed(1)} MiB`,
+    )
+    await context.close()
+  }
 } finally {
   await browser.close()
   server.kill('SIGTERM')
