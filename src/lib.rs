@@ -13,4 +13,5 @@ pub mod scheduler;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod worker;
 pub mod workers;

@@ -16,10 +16,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Some(Command::Worker(_args)) => {
-            eprintln!("error: testscheduler worker is not available in this build");
-            ExitCode::from(2)
-        }
+        Some(Command::Worker(args)) => worker(args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
@@ -42,6 +39,23 @@ fn serve(args: testscheduler::config::ServeArgs) -> ExitCode {
         Ok::<(), testscheduler::startup::StartError>(())
     });
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn worker(args: testscheduler::config::WorkerArgs) -> ExitCode {
+    let opts = match testscheduler::worker::WorkerOptions::from_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match testscheduler::worker::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

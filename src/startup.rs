@@ -4,11 +4,11 @@
 use crate::config::Config;
 use crate::discovery::TestTree;
 use crate::dispatch::local;
+use crate::dispatch::Dispatcher;
 use crate::hub::{Hub, LogEvent};
 use crate::scheduler::Scheduler;
 use crate::state::AppState;
 use crate::store::{runs, writer::LogWriter, Store, StoreError};
-use crate::workers::WorkerRegistry;
 use actix_web::{dev::Server, web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub enum StartError {
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("--redis: {0}")]
+    Redis(String),
 }
 
 /// A built, not yet running server.
@@ -42,13 +44,27 @@ impl Application {
         let hub = Hub::new();
         let writer = LogWriter::start(store.clone(), announce_lines(store.clone(), hub.clone()))?;
         let tests = TestTree::new(&config.project_dir, &config.tests_dir);
-        let (dispatcher, pool) = local::channel();
-        let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, Arc::new(dispatcher));
-        scheduler.recover().map_err(|source| StartError::Store {
+        let (local_dispatcher, pool) = local::channel();
+        // With --redis every run goes through Redis; --workers N are then slots
+        // of an in-process worker (started once the port is known).
+        let dispatcher: Arc<dyn Dispatcher> = match &config.redis {
+            Some(_) => {
+                Arc::new(crate::dispatch::redis::start(config.clone(), store.clone()).map_err(StartError::Redis)?)
+            }
+            None => Arc::new(local_dispatcher),
+        };
+        let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher);
+        let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
             source,
-        })?;
-        pool.start(config.workers, scheduler.clone())?;
+        };
+        scheduler.recover().map_err(store_error)?;
+        if config.redis.is_some() {
+            scheduler.recover_remote().map_err(store_error)?;
+            crate::scheduler::lease::start(scheduler.clone())?;
+        } else {
+            pool.start(config.workers, scheduler.clone())?;
+        }
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
             addr: config.bind.to_string(),
@@ -59,9 +75,9 @@ impl Application {
             config: config.clone(),
             store,
             hub,
-            scheduler,
             tests,
-            workers: WorkerRegistry::default(),
+            workers: scheduler.workers().clone(),
+            scheduler,
         };
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
@@ -84,6 +100,9 @@ impl Application {
         )
         .listen(listener)?
         .run();
+        if let (Some(redis), true) = (&config.redis, config.workers > 0) {
+            start_local_slots(&config, redis, addr).map_err(StartError::Redis)?;
+        }
         tracing::info!(%addr, workers = config.workers, database = %config.database.display(), "server ready");
         Ok(Application {
             port: addr.port(),
@@ -124,5 +143,24 @@ fn announce_lines(store: Store, hub: Hub) -> crate::store::writer::OnCommit {
                 lines: c.lines,
             },
         );
+    })
+}
+
+/// `serve --redis --workers N`: N slots of an in-process worker that take runs
+/// from Redis like any worker and report to this server's own address.
+fn start_local_slots(config: &Config, redis: &str, addr: std::net::SocketAddr) -> Result<(), String> {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    let server = format!("http://{}", std::net::SocketAddr::new(host, addr.port()));
+    crate::worker::spawn(crate::worker::WorkerOptions {
+        redis: redis.to_string(),
+        redis_prefix: config.redis_prefix.clone(),
+        server,
+        slots: config.workers,
+        project_dir: config.project_dir.clone(),
+        id: format!("{}-{}-server", crate::worker::host_name(), std::process::id()),
     })
 }

@@ -1,8 +1,10 @@
 //! How runs reach something that executes them. [`Dispatcher`] is the one
-//! interface; `local` is the embedded thread pool. The rest of the server does
+//! interface; `local` is the embedded thread pool, `redis` the
+//! Redis Streams adapter for remote workers. The rest of the server does
 //! not know which one it talks to.
 
 pub mod local;
+pub mod redis;
 
 use crate::domain::{Run, RunId};
 

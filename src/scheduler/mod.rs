@@ -9,9 +9,11 @@ use crate::error::AppError;
 use crate::hub::{Hub, LogEvent};
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
+use crate::workers::WorkerRegistry;
 use std::sync::Arc;
 use tracing::instrument;
 
+pub mod lease;
 mod report;
 
 /// A run as asked for, already validated.
@@ -31,6 +33,8 @@ pub struct Scheduler {
     pub(crate) hub: Hub,
     pub(crate) writer: LogWriter,
     pub(crate) dispatcher: Arc<dyn Dispatcher>,
+    /// Remote workers that reported lately (`GET /api/workers`).
+    pub(crate) workers: WorkerRegistry,
 }
 
 impl Scheduler {
@@ -48,7 +52,13 @@ impl Scheduler {
             hub,
             writer,
             dispatcher,
+            workers: WorkerRegistry::default(),
         }
+    }
+
+    /// The registry of remote workers this scheduler keeps up to date.
+    pub fn workers(&self) -> &WorkerRegistry {
+        &self.workers
     }
 
     /// The server's settings.

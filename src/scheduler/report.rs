@@ -1,29 +1,353 @@
-//! Reports from remote workers about their runs (`POST /api/testruns/{id}`).
+//! Reports from remote workers about their runs (`POST /api/testruns/{id}`)
+//! and idle workers' heartbeats (`POST /api/workers/heartbeat`). A report is
+//! proven by the run's newest token; it may claim the run (`running`), add
+//! numbered lines (or the seed's whole `logs` text), and end it (`succeeded` /
+//! `failed`). Every accepted report renews the run's lease. Lines go through
+//! the one [`LogWriter`](crate::store::writer::LogWriter); status moves through
+//! the scheduler's own functions, so hub events fire as for embedded runs.
 
 use super::Scheduler;
-use crate::domain::RunId;
+use crate::domain::{lines::split_text, run::now, RunId, RunStatus};
 use crate::error::AppError;
-use serde_json::{Map, Value};
+use crate::hub::LogEvent;
+use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
+use crate::workers::WorkerInfo;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
-impl Scheduler {
-    /// Checks a report's token, then applies it. Blocking.
-    pub fn report(&self, id: RunId, token: Option<&str>, _fields: &Map<String, Value>) -> Result<Value, AppError> {
-        let conn = self.store.conn()?;
-        let hash = crate::store::runs::token_hash(&conn, id)?;
-        match (token, hash) {
-            (Some(t), Some(h)) if crate::store::runs::token_matches(t, &h) => Err(AppError::Unavailable(
-                "remote reports are not accepted by this server yet".into(),
-            )),
-            _ => Err(AppError::InvalidToken),
+/// Worker id recorded for a claim that names none (the seed's worker).
+const UNNAMED_WORKER: &str = "unnamed";
+
+/// The statuses a worker may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WorkerStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A report's fields, checked.
+#[derive(Debug, Default, PartialEq)]
+struct Report {
+    status: Option<WorkerStatus>,
+    worker: Option<String>,
+    /// `from` and `lines`.
+    lines: Option<(u64, Vec<String>)>,
+    /// The seed's whole log so far.
+    logs: Option<String>,
+    exit_code: Option<i32>,
+    total: Option<u64>,
+    /// The unfinished line so far: (line number, text).
+    partial: Option<(u64, String)>,
+}
+
+impl Report {
+    fn parse(fields: &Map<String, Value>) -> Result<Report, AppError> {
+        let status = match fields.get("status") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(match s.as_str() {
+                "running" => WorkerStatus::Running,
+                "succeeded" => WorkerStatus::Succeeded,
+                "failed" => WorkerStatus::Failed,
+                _ => {
+                    return Err(AppError::field(
+                        "status",
+                        "A worker may set only running, succeeded or failed.",
+                    ))
+                }
+            }),
+            Some(_) => return Err(AppError::field("status", "Not a valid string.")),
+        };
+        let worker = match fields.get("worker") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if (1..=200).contains(&s.chars().count()) => Some(s.clone()),
+            Some(_) => return Err(AppError::field("worker", "A worker id of 1 to 200 characters.")),
+        };
+        let lines = match (fields.get("from"), fields.get("lines")) {
+            (None, None) => None,
+            (Some(from), Some(Value::Array(items))) => {
+                let from = from
+                    .as_u64()
+                    .ok_or_else(|| AppError::field("from", "Not a valid line number."))?;
+                let lines = items
+                    .iter()
+                    .map(|l| l.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| AppError::field("lines", "Not a list of strings."))?;
+                Some((from, lines))
+            }
+            (None, Some(_)) => return Err(AppError::field("from", "Missing data for required field.")),
+            (Some(_), None) => return Err(AppError::field("lines", "Missing data for required field.")),
+            (Some(_), Some(_)) => return Err(AppError::field("lines", "Not a list of strings.")),
+        };
+        let logs = match fields.get("logs") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(AppError::field("logs", "Not a valid string.")),
+        };
+        let exit_code = match fields.get("exit_code") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .and_then(|c| i32::try_from(c).ok())
+                    .ok_or_else(|| AppError::field("exit_code", "Not a valid integer."))?,
+            ),
+        };
+        let total = match fields.get("total") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| AppError::field("total", "Not a valid line count."))?,
+            ),
+        };
+        let partial = match fields.get("partial") {
+            None | Some(Value::Null) => None,
+            Some(p) => match (
+                p.get("line").and_then(Value::as_u64),
+                p.get("text").and_then(Value::as_str),
+            ) {
+                (Some(line), Some(text)) => Some((line, text.to_string())),
+                _ => return Err(AppError::field("partial", "Expected {\"line\": K, \"text\": \"...\"}.")),
+            },
+        };
+        let r = Report {
+            status,
+            worker,
+            lines,
+            logs,
+            exit_code,
+            total,
+            partial,
+        };
+        let is_final = matches!(r.status, Some(WorkerStatus::Succeeded | WorkerStatus::Failed));
+        if is_final && r.total.is_none() && r.logs.is_none() {
+            return Err(AppError::field("total", "Missing data for required field."));
         }
+        Ok(r)
+    }
+
+    fn is_final(&self) -> bool {
+        matches!(self.status, Some(WorkerStatus::Succeeded | WorkerStatus::Failed))
     }
 }
 
+/// Whether a run started at `started_at` (RFC 3339) is past `timeout_s` at `now_ms`.
+pub(crate) fn past_timeout(started_at: Option<&str>, timeout_s: u64, now_ms: i64) -> bool {
+    let Some(started) = started_at.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else {
+        return false;
+    };
+    now_ms - started.timestamp_millis() >= (timeout_s as i64).saturating_mul(1000)
+}
+
 impl Scheduler {
-    /// An idle worker's heartbeat. Blocking.
-    pub fn worker_heartbeat(&self, _fields: &Map<String, Value>) -> Result<Value, AppError> {
-        Err(AppError::Unavailable(
-            "this server does not take remote workers yet".into(),
-        ))
+    /// Checks a report's token, then applies it: claim, lines, end, in that
+    /// order. Answers `{"cancel": bool}`. Blocking.
+    pub fn report(&self, id: RunId, token: Option<&str>, fields: &Map<String, Value>) -> Result<Value, AppError> {
+        let conn = self.store.conn()?;
+        let found = remote::get(&conn, id)?;
+        let (Some(run), Some(token)) = (found, token) else {
+            return Err(AppError::InvalidToken);
+        };
+        let Some(hash) = run.token_hash.clone().filter(|h| token_matches(token, h)) else {
+            return Err(AppError::InvalidToken);
+        };
+        let mut report = Report::parse(fields)?;
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let mut run = run;
+
+        if report.status == Some(WorkerStatus::Running) {
+            let worker = report.worker.clone().unwrap_or_else(|| UNNAMED_WORKER.to_string());
+            if run.status == RunStatus::Created
+                && remote::claim(&conn, id, &hash, &worker, &now(), now_ms() + lease_ms)?
+            {
+                tracing::info!(run_id = id, worker = %worker, "run claimed by a remote worker");
+                if let Some(full) = crate::store::runs::get(&conn, id)? {
+                    self.hub.publish_run("taskChanged", &full);
+                }
+            }
+            run = remote::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
+            if run.worker.as_deref() != Some(worker.as_str()) {
+                return Err(match run.worker {
+                    Some(_) => AppError::AlreadyClaimed(id),
+                    // Given a newer token meanwhile (published again).
+                    None if run.status == RunStatus::Created => AppError::InvalidToken,
+                    None => AppError::AlreadyFinished(id),
+                });
+            }
+        }
+
+        let held = run.holds_env && run.worker.is_some() && run.status != RunStatus::Created;
+        if held {
+            remote::renew_lease(&conn, id, now_ms() + lease_ms)?;
+        }
+        let wants_output = report.lines.is_some() || report.logs.is_some() || report.is_final();
+        if wants_output && run.status == RunStatus::Created {
+            return Err(AppError::field(
+                "status",
+                "Claim the run first: {\"status\": \"running\", \"worker\": ID}.",
+            ));
+        }
+
+        let mut seed_total = None;
+        if held {
+            if let Some((from, lines)) = report.lines.take() {
+                self.writer.append_checked(id, from, lines)?;
+            }
+            if let Some(text) = &report.logs {
+                let (mut lines, rest) = split_text(text);
+                if report.is_final() {
+                    lines.extend(rest);
+                }
+                seed_total = Some(lines.len() as u64);
+                self.writer.append_checked(id, 0, lines)?;
+            }
+            if let Some((line, text)) = report.partial.take() {
+                if self.hub.has_followers(id) {
+                    self.hub.publish_log(
+                        id,
+                        LogEvent::Partial {
+                            line,
+                            text: Arc::from(text),
+                        },
+                    );
+                }
+            }
+        }
+
+        if report.is_final() && held {
+            let total = report.total.or(seed_total).unwrap_or(0);
+            let stored = logs::count(&conn, id)?;
+            if stored < total {
+                return Err(AppError::LineGap { next: stored });
+            }
+            let status = match report.status {
+                _ if run.status == RunStatus::Running
+                    && past_timeout(run.started_at.as_deref(), run.timeout_s, now_ms()) =>
+                {
+                    RunStatus::Timeout
+                }
+                Some(WorkerStatus::Succeeded) => RunStatus::Succeeded,
+                _ => RunStatus::Failed,
+            };
+            drop(conn);
+            self.end_run(id, status, report.exit_code)?;
+            let conn = self.store.conn()?;
+            run = remote::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
+        }
+
+        let cancel = matches!(
+            run.status,
+            RunStatus::Cancelled | RunStatus::Timeout | RunStatus::Unknown
+        );
+        Ok(json!({ "cancel": cancel }))
+    }
+
+    /// A worker's heartbeat: it is listed in `GET /api/workers` (and
+    /// `workersChanged` goes out when the list changes), and the leases of the
+    /// runs it says it holds are renewed. Answers the lease and which of its
+    /// runs to stop. Blocking.
+    pub fn worker_heartbeat(&self, fields: &Map<String, Value>) -> Result<Value, AppError> {
+        let id = match fields.get("id") {
+            Some(Value::String(s)) if (1..=200).contains(&s.chars().count()) => s.clone(),
+            Some(_) => return Err(AppError::field("id", "A worker id of 1 to 200 characters.")),
+            None => return Err(AppError::field("id", "Missing data for required field.")),
+        };
+        let host = match fields.get("host") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.chars().take(200).collect(),
+            Some(_) => return Err(AppError::field("host", "Not a valid string.")),
+        };
+        let slots = match fields.get("slots") {
+            None | Some(Value::Null) => 1,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| AppError::field("slots", "Not a valid integer."))?,
+        };
+        let running: Vec<RunId> = match fields.get("running") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(Value::as_i64)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| AppError::field("running", "Not a list of run ids."))?,
+            Some(_) => return Err(AppError::field("running", "Not a list of run ids.")),
+        };
+        let conn = self.store.conn()?;
+        let lease = self.config.lease;
+        remote::renew_worker_leases(&conn, &id, &running, now_ms() + lease.as_millis() as i64)?;
+        let stop = remote::stopped_among(&conn, &running)?;
+        drop(conn);
+        let info = WorkerInfo {
+            id,
+            host,
+            slots,
+            running,
+            last_seen: now(),
+        };
+        if self.workers.seen(info) {
+            self.announce_workers();
+        }
+        Ok(json!({ "lease_s": lease.as_secs(), "cancel": stop }))
+    }
+
+    /// Sends the worker list to every `/ws` client.
+    pub(crate) fn announce_workers(&self) {
+        let frame = json!({ "event": "workersChanged", "workers": self.workers.list() });
+        self.hub.publish_frame(frame.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<Report, AppError> {
+        match v {
+            Value::Object(m) => Report::parse(&m),
+            _ => unreachable!("tests pass objects"),
+        }
+    }
+
+    #[test]
+    fn claim_lines_and_end_parse() {
+        let r = parse(json!({"token": "t", "status": "running", "worker": "w1"})).expect("claim");
+        assert_eq!(r.status, Some(WorkerStatus::Running));
+        assert_eq!(r.worker.as_deref(), Some("w1"));
+        let r = parse(json!({"token": "t", "from": 3, "lines": ["a", "b"]})).expect("lines");
+        assert_eq!(r.lines, Some((3, vec!["a".to_string(), "b".to_string()])));
+        let r = parse(json!({"token": "t", "status": "failed", "exit_code": 1, "total": 9})).expect("end");
+        assert!(r.is_final());
+        assert_eq!((r.exit_code, r.total), (Some(1), Some(9)));
+    }
+
+    #[test]
+    fn worker_may_not_set_server_statuses() {
+        for s in ["cancelled", "timeout", "unknown", "created"] {
+            let err = parse(json!({"token": "t", "status": s})).expect_err("refused");
+            assert_eq!(err.code(), "validation_failed");
+        }
+    }
+
+    #[test]
+    fn malformed_fields_are_named() {
+        let e = parse(json!({"token": "t", "from": -1, "lines": []})).expect_err("bad from");
+        assert!(matches!(e, AppError::Validation(f) if f.contains_key("from")));
+        let e = parse(json!({"token": "t", "from": 0, "lines": [1]})).expect_err("bad lines");
+        assert!(matches!(e, AppError::Validation(f) if f.contains_key("lines")));
+        let e = parse(json!({"token": "t", "status": "succeeded"})).expect_err("no total");
+        assert!(matches!(e, AppError::Validation(f) if f.contains_key("total")));
+        // The seed's final report carries its whole log instead of a total.
+        parse(json!({"token": "t", "status": "succeeded", "logs": "a\nb"})).expect("seed end");
+    }
+
+    #[test]
+    fn timeout_counts_from_start() {
+        let start = "2026-11-25T07:24:00.000000+00:00";
+        let t0 = chrono::DateTime::parse_from_rfc3339(start)
+            .expect("valid")
+            .timestamp_millis();
+        assert!(!past_timeout(Some(start), 10, t0 + 9_999));
+        assert!(past_timeout(Some(start), 10, t0 + 10_000));
+        assert!(!past_timeout(None, 10, t0 + 99_999));
     }
 }

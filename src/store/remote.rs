@@ -46,10 +46,11 @@ pub fn get(conn: &Connection, id: RunId) -> Result<Option<RemoteRun>, StoreError
 /// Gives a `created` run a new token (only its hash is kept) and the command it
 /// is dispatched with, as not yet published. False if it is no longer `created`.
 pub fn set_token(conn: &Connection, id: RunId, token_hash: &str, command_json: &str) -> Result<bool, StoreError> {
-    let n = conn.prepare_cached(
-        "UPDATE runs SET token_hash = ?2, command = ?3, published_ms = NULL WHERE id = ?1 AND status = 'created'",
-    )?
-    .execute(params![id, token_hash, command_json])?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE runs SET token_hash = ?2, command = ?3, published_ms = NULL WHERE id = ?1 AND status = 'created'",
+        )?
+        .execute(params![id, token_hash, command_json])?;
     Ok(n == 1)
 }
 
@@ -76,7 +77,9 @@ pub fn unpublished(conn: &Connection, limit: u32) -> Result<Vec<(RunId, String, 
         "SELECT id, path, env_id, timeout_s FROM runs
          WHERE status = 'created' AND published_ms IS NULL ORDER BY id LIMIT ?1",
     )?;
-    let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?.max(0) as u64)))?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?.max(0) as u64))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -101,11 +104,12 @@ pub fn claim(
     started_at: &str,
     lease_until_ms: i64,
 ) -> Result<bool, StoreError> {
-    let n = conn.prepare_cached(
-        "UPDATE runs SET status = 'running', worker = ?3, started_at = ?4, lease_until_ms = ?5
+    let n = conn
+        .prepare_cached(
+            "UPDATE runs SET status = 'running', worker = ?3, started_at = ?4, lease_until_ms = ?5
          WHERE id = ?1 AND status = 'created' AND token_hash = ?2",
-    )?
-    .execute(params![id, token_hash, worker, started_at, lease_until_ms])?;
+        )?
+        .execute(params![id, token_hash, worker, started_at, lease_until_ms])?;
     Ok(n == 1)
 }
 
@@ -150,7 +154,11 @@ pub fn expired_leases(conn: &Connection, now_ms: i64) -> Result<Vec<(RunId, RunS
     )?;
     let rows = stmt.query_map([now_ms], |r| {
         let status: String = r.get(1)?;
-        Ok((r.get(0)?, RunStatus::parse(&status).unwrap_or(RunStatus::Unknown), r.get(2)?))
+        Ok((
+            r.get(0)?,
+            RunStatus::parse(&status).unwrap_or(RunStatus::Unknown),
+            r.get(2)?,
+        ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -205,14 +213,23 @@ mod tests {
         assert!(set_token(&c, 1, "old", "[]").expect("set"));
         assert!(set_token(&c, 1, "new", "[]").expect("set"));
         assert_eq!(unpublished(&c, 10).expect("list").len(), 1);
-        assert!(!mark_published(&c, 1, "old", 5).expect("mark"), "a stale token is not the published one");
+        assert!(
+            !mark_published(&c, 1, "old", 5).expect("mark"),
+            "a stale token is not the published one"
+        );
         assert!(mark_published(&c, 1, "new", 5).expect("mark"));
         assert!(is_published(&c, 1).expect("published"));
         assert!(unpublished(&c, 10).expect("list").is_empty());
         assert!(!claim(&c, 1, "old", "w1", "t", 100).expect("claim"));
         assert!(claim(&c, 1, "new", "w1", "t", 100).expect("claim"));
-        assert!(!claim(&c, 1, "new", "w2", "t", 100).expect("claim"), "a run is claimed once");
-        assert!(!set_token(&c, 1, "newer", "[]").expect("set"), "a claimed run keeps its token");
+        assert!(
+            !claim(&c, 1, "new", "w2", "t", 100).expect("claim"),
+            "a run is claimed once"
+        );
+        assert!(
+            !set_token(&c, 1, "newer", "[]").expect("set"),
+            "a claimed run keeps its token"
+        );
         let r = get(&c, 1).expect("get").expect("run");
         assert_eq!(r.status, RunStatus::Running);
         assert_eq!(r.worker.as_deref(), Some("w1"));
@@ -230,6 +247,9 @@ mod tests {
         assert_eq!(restart_leases(&c, 1000).expect("restart"), 1);
         assert!(expired_leases(&c, 999).expect("q").is_empty());
         renew_worker_leases(&c, "w2", &[1], 5000).expect("renew");
-        assert!(expired_leases(&c, 1001).expect("q").len() == 1, "another worker cannot renew it");
+        assert!(
+            expired_leases(&c, 1001).expect("q").len() == 1,
+            "another worker cannot renew it"
+        );
     }
 }

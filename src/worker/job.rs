@@ -1,0 +1,89 @@
+//! One run on a worker: claim it from the server (acknowledging the Redis
+//! message once the server has answered), run its command with the shared
+//! runner in the worker's project directory, and report it to its end.
+
+use super::report::{Backoff, Delivery, Http, PostError, Reporter};
+use super::Worker;
+use crate::dispatch::redis::Job;
+use crate::runner::{self, RunSpec, StopFlag};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Extra time the worker's own timeout allows past the server's: the server
+/// decides `timeout` and says `cancel`; this is only a backstop.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(10);
+
+/// What the claim came to.
+enum Claim {
+    /// The run is ours: run it.
+    Ours,
+    /// Not ours (claimed elsewhere, cancelled, stale token): drop the message.
+    Drop,
+    /// The server could not be reached within a lease: leave the message
+    /// pending, the server publishes the run again.
+    GaveUp,
+}
+
+/// Runs `job` (taken as stream entry `msg_id`) to its end.
+pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
+    let http = Http::new(&worker.opts.server);
+    match claim(&http, &worker.opts.id, &job, &stop) {
+        Claim::Ours => worker.ack(msg_id),
+        Claim::Drop => {
+            worker.ack(msg_id);
+            return;
+        }
+        Claim::GaveUp => return,
+    }
+    tracing::info!(run_id = job.id, path = %job.path, env_id = job.env_id, "run claimed");
+    let (reporter, mut out) = match Reporter::start(http, &job, stop.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(run_id = job.id, error = %e, "cannot start the reporter; the run's lease will run out");
+            return;
+        }
+    };
+    let spec = RunSpec {
+        run_id: job.id,
+        env_id: job.env_id,
+        argv: job.command.clone(),
+        cwd: worker.opts.project_dir.clone(),
+        timeout: Duration::from_secs(job.timeout_s) + TIMEOUT_GRACE,
+    };
+    let finished = runner::execute(&spec, &mut out, &stop, &mut |_| {});
+    match reporter.finish(&finished) {
+        Delivery::Complete => {
+            tracing::info!(run_id = job.id, outcome = ?finished.outcome, lines = finished.total, "run reported")
+        }
+        Delivery::Lost => tracing::warn!(
+            run_id = job.id,
+            "run stopped: the server was unreachable; its end is the server's call"
+        ),
+        Delivery::Refused => tracing::warn!(run_id = job.id, "the server refused this run's reports"),
+    }
+}
+
+fn claim(http: &Http, worker_id: &str, job: &Job, stop: &StopFlag) -> Claim {
+    let body = json!({ "token": job.token, "status": "running", "worker": worker_id });
+    let path = format!("/api/testruns/{}", job.id);
+    let lease = Duration::from_secs(job.lease_s);
+    let started = Instant::now();
+    let mut backoff = Backoff::new();
+    loop {
+        match http.post(&path, &body) {
+            Ok(reply) if reply["cancel"].as_bool() == Some(true) => return Claim::Drop,
+            Ok(_) => return Claim::Ours,
+            Err(e @ PostError::Rejected { .. }) => {
+                tracing::info!(run_id = job.id, error = %e, "run not claimed; dropping its message");
+                return Claim::Drop;
+            }
+            Err(PostError::Transport(e)) => {
+                if started.elapsed() >= lease || stop.is_raised() {
+                    tracing::warn!(run_id = job.id, error = %e, "could not claim the run; leaving it to be published again");
+                    return Claim::GaveUp;
+                }
+                std::thread::sleep(backoff.next_delay());
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! How a worker talks to the server: JSON POSTs with bounded timeouts
+//! ([`Http`]), retried with exponential backoff and jitter ([`Backoff`]), and
+//! one reporter thread per run that sends its numbered lines in batches (and
+//! an empty report at least every second as a heartbeat), keeps what the
+//! server has not stored yet in a [`LineBuffer`], sends the end once every
+//! line is stored, and raises the run's stop flag when the server says
+//! `cancel` or could not be reached for a whole lease.
+
+use super::spool::{LineBuffer, DEFAULT_MEMORY_LIMIT};
+use crate::dispatch::redis::Job;
+use crate::runner::{Finished, Outcome, Output, StopFlag};
+use serde_json::{json, Value};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// An empty report goes out after this long without one (the contract asks ≤ 5 s).
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+/// Most lines in one report.
+const MAX_LINES: usize = 5_000;
+/// About the most bytes of lines in one report (the server takes 1 MiB bodies).
+const MAX_BYTES: usize = 512 * 1024;
+
+/// Why a POST did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostError {
+    /// No answer (connection refused, timeout) or a 5xx: try again later.
+    Transport(String),
+    /// The server answered with a 4xx: retrying the same report cannot help
+    /// (except a `line_gap`, which says where to go on from).
+    Rejected {
+        status: u16,
+        code: String,
+        next: Option<u64>,
+    },
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostError::Transport(e) => write!(f, "server unreachable: {e}"),
+            PostError::Rejected { status, code, .. } => write!(f, "server answered {status} {code}"),
+        }
+    }
+}
+
+/// The server's HTTP API, as a worker uses it.
+#[derive(Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    /// A client for the server at `base` (e.g. `http://server:8000`).
+    pub fn new(base: &str) -> Http {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(3))
+            .timeout(Duration::from_secs(20))
+            .build();
+        Http {
+            agent,
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// POSTs `body` as JSON to `path`; the reply's JSON on 2xx.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, PostError> {
+        match self.agent.post(&format!("{}{path}", self.base)).send_json(body) {
+            Ok(resp) => resp
+                .into_json::<Value>()
+                .map_err(|e| PostError::Transport(format!("reading the reply: {e}"))),
+            Err(ureq::Error::Status(status, resp)) if status < 500 => {
+                let v: Value = resp.into_json().unwrap_or(Value::Null);
+                Err(PostError::Rejected {
+                    status,
+                    code: v["code"].as_str().unwrap_or("").to_string(),
+                    next: v["next"].as_u64(),
+                })
+            }
+            Err(ureq::Error::Status(status, _)) => Err(PostError::Transport(format!("HTTP {status}"))),
+            Err(e) => Err(PostError::Transport(e.to_string())),
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 100 ms, 200 ms, … up to 5 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    /// A fresh backoff.
+    pub fn new() -> Backoff {
+        Backoff { next: Self::MIN }
+    }
+
+    /// The wait before the next try (±20 % jitter), and doubles the one after.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        let jitter = rand::random_range(0.8..1.2);
+        base.mul_f64(jitter)
+    }
+
+    /// Back to the shortest wait after a success.
+    pub fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
+/// How a run ended, as the worker reports it.
+#[derive(Debug, Clone)]
+struct End {
+    status: &'static str,
+    exit_code: Option<i32>,
+    total: u64,
+}
+
+/// What the runner and the reporter share.
+struct State {
+    buf: LineBuffer,
+    /// The unfinished line and whether it changed since it was last sent.
+    partial: Option<(u64, String)>,
+    partial_dirty: bool,
+    /// Number of lines the runner has printed so far.
+    produced: u64,
+    end: Option<End>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The runner's [`Output`] for a remote run: lines into the reporter's buffer.
+pub struct RunOutput {
+    shared: Arc<Shared>,
+}
+
+impl Output for RunOutput {
+    fn lines(&mut self, from: u64, lines: Vec<String>) {
+        let mut st = self.shared.lock();
+        debug_assert_eq!(from, st.produced, "the runner numbers lines without gaps");
+        st.produced += lines.len() as u64;
+        st.buf.push(lines);
+        st.partial = None;
+        drop(st);
+        self.shared.cv.notify_all();
+    }
+
+    fn partial(&mut self, line: u64, text: String) {
+        let mut st = self.shared.lock();
+        st.partial = Some((line, text));
+        st.partial_dirty = true;
+        drop(st);
+        self.shared.cv.notify_all();
+    }
+}
+
+/// The reporter of one run: its thread, and the way to hand it the end.
+pub struct Reporter {
+    shared: Arc<Shared>,
+    thread: JoinHandle<Delivery>,
+}
+
+/// What became of a run's reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every line and the end were stored.
+    Complete,
+    /// The server was lost for a whole lease: the run was stopped here and
+    /// its end left to the server's lease (it ends `unknown`).
+    Lost,
+    /// The server refused the run's reports (not this worker's any more).
+    Refused,
+}
+
+impl Reporter {
+    /// Starts the reporter thread of `job`; the runner writes into the returned output.
+    pub fn start(http: Http, job: &Job, stop: StopFlag) -> std::io::Result<(Reporter, RunOutput)> {
+        let spool = std::env::temp_dir().join(format!(
+            "testscheduler-{}-run{}-{}.spool",
+            std::process::id(),
+            job.id,
+            &job.token[..8.min(job.token.len())]
+        ));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                buf: LineBuffer::new(DEFAULT_MEMORY_LIMIT, spool),
+                partial: None,
+                partial_dirty: false,
+                produced: 0,
+                end: None,
+            }),
+            cv: Condvar::new(),
+        });
+        let ctx = Ctx {
+            http,
+            path: format!("/api/testruns/{}", job.id),
+            token: job.token.clone(),
+            run_id: job.id,
+            lease: Duration::from_secs(job.lease_s),
+            stop,
+            shared: shared.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("report-{}", job.id))
+            .spawn(move || ctx.run())?;
+        Ok((
+            Reporter {
+                shared: shared.clone(),
+                thread,
+            },
+            RunOutput { shared },
+        ))
+    }
+
+    /// Hands over the run's end and waits until it is delivered (or given up).
+    pub fn finish(self, finished: &Finished) -> Delivery {
+        let status = match finished.outcome {
+            Outcome::Exited(0) => "succeeded",
+            _ => "failed",
+        };
+        let mut st = self.shared.lock();
+        st.end = Some(End {
+            status,
+            exit_code: finished.exit_code,
+            total: finished.total,
+        });
+        drop(st);
+        self.shared.cv.notify_all();
+        self.thread.join().unwrap_or(Delivery::Refused)
+    }
+}
+
+struct Ctx {
+    http: Http,
+    path: String,
+    token: String,
+    run_id: i64,
+    lease: Duration,
+    stop: StopFlag,
+    shared: Arc<Shared>,
+}
+
+impl Ctx {
+    fn run(self) -> Delivery {
+        let mut backoff = Backoff::new();
+        let mut last_ok = Instant::now();
+        let mut last_sent: Option<Instant> = None;
+        let mut lost = false;
+        loop {
+            // Wait for something to say: lines, the end, a partial line, or the keepalive.
+            let mut st = self.shared.lock();
+            loop {
+                let due = last_sent.is_none_or(|t| t.elapsed() >= KEEPALIVE);
+                if !st.buf.is_empty() || st.end.is_some() || st.partial_dirty || due {
+                    break;
+                }
+                let wait = last_sent.map_or(KEEPALIVE, |t| KEEPALIVE.saturating_sub(t.elapsed()));
+                st = self
+                    .shared
+                    .cv
+                    .wait_timeout(st, wait)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            let from = st.buf.base();
+            let lines = st.buf.peek(MAX_LINES, MAX_BYTES);
+            let sent_to = from + lines.len() as u64;
+            let all = sent_to == st.produced;
+            let partial = match (&st.partial, st.partial_dirty && all) {
+                (Some((line, text)), true) if *line == st.produced => Some(json!({"line": line, "text": text})),
+                _ => None,
+            };
+            st.partial_dirty = false;
+            let end = if all { st.end.clone() } else { None };
+            drop(st);
+
+            if lost && end.is_some() && lines.is_empty() {
+                // Everything printed is stored; the run's end is the server's call.
+                return Delivery::Lost;
+            }
+            let mut body = json!({ "token": self.token, "from": from, "lines": lines });
+            if let Some(p) = partial {
+                body["partial"] = p;
+            }
+            let sends_end = match &end {
+                Some(e) if !lost => {
+                    body["status"] = json!(e.status);
+                    body["exit_code"] = json!(e.exit_code);
+                    body["total"] = json!(e.total);
+                    true
+                }
+                _ => false,
+            };
+            last_sent = Some(Instant::now());
+            match self.http.post(&self.path, &body) {
+                Ok(reply) => {
+                    last_ok = Instant::now();
+                    backoff.reset();
+                    self.shared.lock().buf.ack(sent_to);
+                    if reply["cancel"].as_bool() == Some(true) && !self.stop.is_raised() {
+                        tracing::info!(run_id = self.run_id, "the server stopped this run");
+                        self.stop.raise();
+                    }
+                    if sends_end {
+                        return Delivery::Complete;
+                    }
+                }
+                Err(PostError::Rejected {
+                    code, next: Some(next), ..
+                }) if code == "line_gap" => {
+                    last_ok = Instant::now();
+                    let mut st = self.shared.lock();
+                    if next < st.buf.base() {
+                        tracing::error!(
+                            run_id = self.run_id,
+                            next,
+                            held_from = st.buf.base(),
+                            "the server lacks lines this worker no longer holds; stopping the run"
+                        );
+                        self.stop.raise();
+                        return Delivery::Refused;
+                    }
+                    st.buf.ack(next);
+                }
+                Err(e @ PostError::Rejected { .. }) => {
+                    tracing::warn!(run_id = self.run_id, error = %e, "the server refused this run's report; stopping the run");
+                    self.stop.raise();
+                    return Delivery::Refused;
+                }
+                Err(PostError::Transport(e)) => {
+                    let silent = last_ok.elapsed();
+                    if !lost && silent >= self.lease {
+                        tracing::warn!(run_id = self.run_id, error = %e, silent_s = silent.as_secs(), "server unreachable for a whole lease; stopping the run");
+                        lost = true;
+                        self.stop.raise();
+                    } else if silent >= self.lease * 3 && end.is_some() {
+                        tracing::error!(
+                            run_id = self.run_id,
+                            "server unreachable; giving up this run's remaining output"
+                        );
+                        return Delivery::Lost;
+                    } else {
+                        tracing::debug!(run_id = self.run_id, error = %e, "report failed; retrying");
+                    }
+                    std::thread::sleep(backoff.next_delay());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_and_resets() {
+        let mut b = Backoff::new();
+        let first = b.next_delay();
+        assert!(
+            first >= Duration::from_millis(80) && first <= Duration::from_millis(120),
+            "{first:?}"
+        );
+        let mut last = first;
+        for _ in 0..20 {
+            last = b.next_delay();
+        }
+        assert!(
+            last <= Duration::from_secs(6) && last >= Duration::from_secs(4),
+            "{last:?}"
+        );
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(120));
+    }
+
+    #[test]
+    fn unreachable_server_is_a_transport_error() {
+        // Port 1 on loopback: nothing listens there.
+        let http = Http::new("http://127.0.0.1:1");
+        assert!(matches!(http.post("/x", &json!({})), Err(PostError::Transport(_))));
+    }
+}
