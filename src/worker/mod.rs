@@ -162,6 +162,35 @@ impl Worker {
         }
     }
 
+    /// Puts a message this worker will not run back on the stream, as is
+    /// (its token stays valid), and drops its own copy.
+    fn requeue(&self, msg_id: &str, fields: &std::collections::HashMap<String, String>) {
+        let res = queue::connect(&self.client, Duration::from_secs(3)).and_then(|mut c| {
+            redis::pipe()
+                .atomic()
+                .cmd("XADD")
+                .arg(&self.keys.stream)
+                .arg("*")
+                .arg(fields)
+                .ignore()
+                .cmd("XACK")
+                .arg(&self.keys.stream)
+                .arg(GROUP)
+                .arg(msg_id)
+                .ignore()
+                .cmd("XDEL")
+                .arg(&self.keys.stream)
+                .arg(msg_id)
+                .ignore()
+                .query::<()>(&mut c)
+        });
+        match res {
+            Ok(()) => tracing::info!(msg_id, "stopping: gave a run back to the queue"),
+            // Left pending: the server publishes it again after a lease.
+            Err(e) => tracing::warn!(msg_id, error = %e, "could not give a run back to the queue"),
+        }
+    }
+
     /// Stops taking runs; with `cancel`, also stops the running ones.
     fn drain(&self, cancel: bool) {
         self.draining.store(true, Ordering::SeqCst);
@@ -244,6 +273,11 @@ impl Worker {
             }
             backoff.reset();
             for (msg_id, fields) in queue::read_reply_entries(&reply) {
+                if self.draining.load(Ordering::SeqCst) {
+                    // Taken while the stop arrived: give it back for another worker.
+                    self.requeue(&msg_id, &fields);
+                    continue;
+                }
                 match Job::from_fields(&fields) {
                     Ok(job) => self.start_job(msg_id, job),
                     Err(e) => {

@@ -8,3 +8,4 @@ mod recovery;
 mod runs;
 mod spa;
 mod ws;
+mod workers;
