@@ -82,7 +82,7 @@ impl Application {
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<AccessLog>::new())
                 .app_data(data.clone())
                 .configure(crate::http::routes)
         })
@@ -163,4 +163,26 @@ fn start_local_slots(config: &Config, redis: &str, addr: std::net::SocketAddr) -
         project_dir: config.project_dir.clone(),
         id: format!("{}-{}-server", crate::worker::host_name(), std::process::id()),
     })
+}
+
+/// One span per request (tracing-actix-web's), plus one `info` line when it
+/// ends, so that the log shows every request with its status.
+pub struct AccessLog;
+
+impl tracing_actix_web::RootSpanBuilder for AccessLog {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        tracing_actix_web::root_span!(request)
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let status = match outcome {
+            Ok(res) => res.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        span.in_scope(|| tracing::info!(status, "request"));
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
 }

@@ -68,7 +68,7 @@ impl Scheduler {
 
     /// Admits a run: stored as `created` unless its environment is held (then
     /// `EnvBusy`), announced, and handed to the dispatcher. Blocking.
-    #[instrument(skip(self), fields(env_id = req.env_id, path = %req.path))]
+    #[instrument(skip(self, req), fields(env_id = req.env_id, path = %req.path, user = %req.username))]
     pub fn create(&self, req: RunRequest) -> Result<Run, AppError> {
         let conn = self.store.conn()?;
         let run = runs::insert(
