@@ -157,3 +157,49 @@ fn pages_of_other_sites_may_not_open_the_socket() {
     assert!(app.ws_with_origin(Some("http://localhost:5173")).is_ok());
     assert!(app.ws_with_origin(None).is_ok());
 }
+
+#[test]
+fn a_slow_follower_is_told_it_lagged_and_catches_up_without_gaps() {
+    let app = spawn_app_with(Opts::default().env("LINES", "300000"));
+    let mut ws = app.ws();
+    let run = app.queue(1, "./tests/test_lines.py");
+    let id = run["id"].as_i64().expect("id");
+    ws.send(json!({"op": "follow", "id": id, "from": 0}));
+    // Do not read while the run floods: the server must not wait for us.
+    let finished = app.wait_finished(id, T);
+    assert_eq!(finished["status"], "succeeded");
+    let total = finished["lines"].as_u64().expect("lines");
+    let mut next = 0u64;
+    let mut lagged = 0;
+    loop {
+        let v = ws.next(T).expect("a frame");
+        if v["id"].as_i64() != Some(id) {
+            continue;
+        }
+        match v["event"].as_str() {
+            Some("logLines") => {
+                assert_eq!(v["from"].as_u64(), Some(next), "no gap, no repeat");
+                next += v["lines"].as_array().expect("lines").len() as u64;
+            }
+            Some("lagged") => {
+                assert_eq!(
+                    v["next"].as_u64(),
+                    Some(next),
+                    "lagged names the next line this client lacks"
+                );
+                lagged += 1;
+                ws.send(json!({"op": "follow", "id": id, "from": next}));
+            }
+            Some("logEnd") => {
+                assert_eq!(v["total"].as_u64(), Some(total));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(next, total);
+    assert!(
+        lagged >= 1,
+        "a client that read nothing during a 300,000-line flood must have lagged"
+    );
+}
