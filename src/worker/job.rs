@@ -68,7 +68,7 @@ fn claim(http: &Http, worker_id: &str, job: &Job, stop: &StopFlag) -> Claim {
     let path = format!("/api/testruns/{}", job.id);
     let lease = Duration::from_secs(job.lease_s);
     let started = Instant::now();
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::for_lease(lease);
     loop {
         match http.post(&path, &body) {
             Ok(reply) if reply["cancel"].as_bool() == Some(true) => return Claim::Drop,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 /// How long one read from the stream blocks.
 const READ_BLOCK: Duration = Duration::from_secs(1);
-/// How often the worker heartbeats.
+/// How often the worker heartbeats (more often if the server's lease is short).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
 /// A worker's validated settings.
@@ -312,11 +312,15 @@ impl Worker {
     fn heartbeat(self: &Arc<Self>) {
         let http = Http::new(&self.opts.server);
         let host = host_name();
+        let mut every = HEARTBEAT_EVERY;
         loop {
             let running: Vec<RunId> = self.running().keys().copied().collect();
             let body = json!({ "id": self.opts.id, "host": host, "slots": self.opts.slots, "running": running });
             match http.post("/api/workers/heartbeat", &body) {
                 Ok(reply) => {
+                    if let Some(lease) = reply["lease_s"].as_u64().filter(|s| *s > 0) {
+                        every = HEARTBEAT_EVERY.min(Duration::from_secs(lease) / 3);
+                    }
                     if let Some(ids) = reply["cancel"].as_array() {
                         let running = self.running();
                         for id in ids.iter().filter_map(|v| v.as_i64()) {
@@ -328,7 +332,7 @@ impl Worker {
                 }
                 Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
             }
-            std::thread::sleep(HEARTBEAT_EVERY);
+            std::thread::sleep(every);
         }
     }
 }

@@ -14,8 +14,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// An empty report goes out after this long without one (the contract asks ≤ 5 s).
+/// An empty report goes out after this long without one (the contract asks
+/// ≤ 5 s); shorter for a lease under 3 s.
 pub const KEEPALIVE: Duration = Duration::from_secs(1);
+/// A reporter that lost the server gives up a finished run's remaining
+/// output after this many leases (the server has long ended it `unknown`).
+const GIVE_UP_LEASES: u32 = 10;
+
+/// The keepalive for a lease: at least three reports per lease.
+pub fn keepalive(lease: Duration) -> Duration {
+    KEEPALIVE.min(lease / 3).max(Duration::from_millis(100))
+}
 /// Most lines in one report.
 const MAX_LINES: usize = 5_000;
 /// About the most bytes of lines in one report (the server takes 1 MiB bodies).
@@ -84,10 +93,12 @@ impl Http {
     }
 }
 
-/// Exponential backoff with jitter: 100 ms, 200 ms, … up to 5 s.
+/// Exponential backoff with jitter: 100 ms, 200 ms, … up to 5 s (or a
+/// quarter of the lease, so a server that comes back is reached in time).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
+    max: Duration,
 }
 
 impl Backoff {
@@ -96,13 +107,24 @@ impl Backoff {
 
     /// A fresh backoff.
     pub fn new() -> Backoff {
-        Backoff { next: Self::MIN }
+        Backoff {
+            next: Self::MIN,
+            max: Self::MAX,
+        }
+    }
+
+    /// A fresh backoff that tries at least four times per `lease`.
+    pub fn for_lease(lease: Duration) -> Backoff {
+        Backoff {
+            next: Self::MIN,
+            max: (lease / 4).clamp(Self::MIN, Self::MAX),
+        }
     }
 
     /// The wait before the next try (±20 % jitter), and doubles the one after.
     pub fn next_delay(&mut self) -> Duration {
         let base = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
+        self.next = (self.next * 2).min(self.max);
         let jitter = rand::random_range(0.8..1.2);
         base.mul_f64(jitter)
     }
@@ -262,7 +284,8 @@ struct Ctx {
 
 impl Ctx {
     fn run(self) -> Delivery {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::for_lease(self.lease);
+        let keepalive = keepalive(self.lease);
         let mut last_ok = Instant::now();
         let mut last_sent: Option<Instant> = None;
         let mut lost = false;
@@ -270,11 +293,11 @@ impl Ctx {
             // Wait for something to say: lines, the end, a partial line, or the keepalive.
             let mut st = self.shared.lock();
             loop {
-                let due = last_sent.is_none_or(|t| t.elapsed() >= KEEPALIVE);
+                let due = last_sent.is_none_or(|t| t.elapsed() >= keepalive);
                 if !st.buf.is_empty() || st.end.is_some() || st.partial_dirty || due {
                     break;
                 }
-                let wait = last_sent.map_or(KEEPALIVE, |t| KEEPALIVE.saturating_sub(t.elapsed()));
+                let wait = last_sent.map_or(keepalive, |t| keepalive.saturating_sub(t.elapsed()));
                 st = self
                     .shared
                     .cv
@@ -353,7 +376,7 @@ impl Ctx {
                         tracing::warn!(run_id = self.run_id, error = %e, silent_s = silent.as_secs(), "server unreachable for a whole lease; stopping the run");
                         lost = true;
                         self.stop.raise();
-                    } else if silent >= self.lease * 3 && end.is_some() {
+                    } else if silent >= self.lease * GIVE_UP_LEASES && end.is_some() {
                         tracing::error!(
                             run_id = self.run_id,
                             "server unreachable; giving up this run's remaining output"
@@ -391,6 +414,16 @@ mod tests {
         );
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(120));
+        let mut short = Backoff::for_lease(Duration::from_secs(2));
+        for _ in 0..20 {
+            assert!(short.next_delay() <= Duration::from_millis(600));
+        }
+    }
+
+    #[test]
+    fn keepalive_fits_the_lease() {
+        assert_eq!(keepalive(Duration::from_secs(30)), KEEPALIVE);
+        assert!(keepalive(Duration::from_secs(2)) < Duration::from_millis(700));
     }
 
     #[test]

@@ -240,6 +240,7 @@ fn two_workers_share_the_queue_and_each_run_executes_once() {
         "import os, time\n\ndef test_once():\n    with open(os.path.join(os.path.dirname(__file__), '..', 'executed.txt'), 'a') as f:\n        f.write(os.environ['TESTSCHEDULER_RUN_ID'] + '\\n')\n    time.sleep(0.3)\n",
     )
     .expect("write test");
+    let mut ws = app.ws();
     let _w1 = Worker::spawn(&app, &app.base, &redis.url(), &p, "w1", &[]);
     let _w2 = Worker::spawn(&app, &app.base, &redis.url(), &p, "w2", &[]);
     wait_until(T, "both workers listed", || {
@@ -252,6 +253,15 @@ fn two_workers_share_the_queue_and_each_run_executes_once() {
             .collect();
         ids.contains(&"w1") && ids.contains(&"w2")
     });
+
+    let frame = ws.until(T, |v| {
+        v["event"] == "workersChanged"
+            && v["workers"]
+                .as_array()
+                .is_some_and(|ws| ws.iter().any(|w| w["id"] == "w1"))
+    });
+    assert!(frame["workers"][0]["slots"].as_u64().is_some(), "{frame}");
+    drop(ws);
 
     let ids: Vec<i64> = (1..=6)
         .map(|env| id_of(&app.queue(env, "./tests/test_once.py")))
@@ -301,7 +311,7 @@ fn a_killed_worker_s_run_ends_unknown_and_frees_its_environment() {
         &[("SLOW_SECONDS", "60"), ("PID_FILE", pid_env.as_str())],
     );
     let id = id_of(&app.queue(3, "./tests/test_slow.py"));
-    app.wait_run(id, T, |r| r["status"] == "running" && r["lines"].as_u64() > Some(3));
+    app.wait_run(id, T, |r| r["status"] == "running" && r["lines"].as_u64() > Some(10));
     let held_since = Instant::now();
     worker.kill();
     kill_pid_file(&pid_file);
@@ -587,7 +597,7 @@ fn cancelling_a_remote_run_stops_it_and_frees_the_environment_once_stopped() {
     let app = redis_app(&redis, &p, &[]);
     let _worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "w", &[("SLOW_SECONDS", "60")]);
     let id = id_of(&app.queue(9, "./tests/test_slow.py"));
-    app.wait_run(id, T, |r| r["status"] == "running" && r["lines"].as_u64() > Some(3));
+    app.wait_run(id, T, |r| r["status"] == "running" && r["lines"].as_u64() > Some(10));
     let (status, run) = app.post(&format!("/api/testruns/{id}/cancel"), json!({}));
     assert_eq!((status, run["status"].as_str()), (200, Some("cancelled")));
     wait_until(
@@ -622,4 +632,107 @@ fn sigterm_lets_the_running_run_finish_then_the_worker_exits() {
     let mut log = String::new();
     let _ = std::fs::File::open(&worker.log).and_then(|mut f| f.read_to_string(&mut log));
     assert!(log.contains("taking no new run"), "{log}");
+}
+
+#[test]
+fn a_message_taken_but_never_claimed_is_published_again() {
+    let redis = Redis::start();
+    let p = prefix();
+    let app = redis_app(&redis, &p, &["--lease", "2"]);
+    let id = id_of(&app.queue(12, "./tests/test_quick.py"));
+    let old = redis.wait_token(&p, id, None);
+    // A worker takes the message and dies before it claims the run.
+    let taken: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(format!("{p}runs"))
+        .arg(">")
+        .query(&mut redis.conn())
+        .expect("read the message");
+    assert_ne!(taken, redis::Value::Nil);
+    let fresh = redis.wait_token(&p, id, Some(&old));
+    assert_ne!(fresh, old);
+    let _worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "rescuer", &[]);
+    let run = app.wait_finished(id, T);
+    assert_eq!(
+        (run["status"].as_str(), run["worker"].as_str()),
+        (Some("succeeded"), Some("rescuer"))
+    );
+}
+
+#[test]
+fn a_remote_run_past_its_timeout_ends_timeout_and_frees_its_environment() {
+    let redis = Redis::start();
+    let p = prefix();
+    let app = redis_app(&redis, &p, &[]);
+    let _worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "w", &[("SLOW_SECONDS", "60")]);
+    let (status, run) = app.post(
+        "/api/testruns",
+        json!({"username": "tester", "env_id": 13, "path": "./tests/test_slow.py", "timeout_s": 1}),
+    );
+    assert_eq!(status, 201, "{run}");
+    let id = id_of(&run);
+    let run = app.wait_finished(id, T);
+    assert_eq!(run["status"], "timeout", "{run}");
+    wait_until(
+        Duration::from_secs(20),
+        "env freed once the worker stopped the run",
+        || env_holder(&app, 13) == Value::Null,
+    );
+    let (_, run) = app.get(&format!("/api/testruns/{id}"));
+    assert_eq!(
+        run["status"], "timeout",
+        "the worker's end does not change the server's verdict"
+    );
+}
+
+#[test]
+fn a_worker_that_lost_the_server_for_a_lease_stops_its_run_and_delivers_its_lines() {
+    let redis = Redis::start();
+    let p = prefix();
+    let mut app = redis_app(&redis, &p, &["--lease", "2"]);
+    let proxy = Proxy::start(app.port);
+    let pid_file = app.path().join("slow.pid");
+    let pid_env = pid_file.display().to_string();
+    let _worker = Worker::spawn(
+        &app,
+        &proxy.url(),
+        &redis.url(),
+        &p,
+        "cut-off",
+        &[("SLOW_SECONDS", "60"), ("PID_FILE", pid_env.as_str())],
+    );
+    let id = id_of(&app.queue(14, "./tests/test_slow.py"));
+    app.wait_run(id, T, |r| r["status"] == "running" && r["lines"].as_u64() > Some(10));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+
+    app.kill();
+    // Nobody told the worker anything: it stops the run itself after a lease.
+    wait_until(Duration::from_secs(15), "the worker stopped its run", || !alive(pid));
+    app.start().expect("restart");
+    proxy.backend.store(app.port, Ordering::SeqCst);
+
+    // The worker reports what it printed but no end: the lease decides.
+    let run = app.wait_finished(id, T);
+    assert_eq!(run["status"], "unknown", "{run}");
+    let lines = app.log_lines(id);
+    let ticks: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.rsplit_once("tick ").and_then(|(_, n)| n.trim().parse().ok()))
+        .collect();
+    assert!(ticks.len() > 10, "{lines:?}");
+    assert_eq!(ticks, (0..ticks.len() as u64).collect::<Vec<_>>(), "no gap, no repeat");
+    assert!(
+        lines.iter().any(|l| l.contains("run cancelled")),
+        "the stop's own line arrived: {lines:?}"
+    );
+    assert_eq!(env_holder(&app, 14), Value::Null);
 }
