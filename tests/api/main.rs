@@ -7,5 +7,5 @@ mod helpers;
 mod recovery;
 mod runs;
 mod spa;
-mod ws;
 mod workers;
+mod ws;
