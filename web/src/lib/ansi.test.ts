@@ -4,7 +4,7 @@ import { ansiToHtml, escapeHtml, stripAnsi, visibleSegment } from './ansi'
 describe('ansiToHtml', () => {
   it('renders SGR colours as inline styles, never as raw escape codes', () => {
     const html = ansiToHtml('\u001b[31mred\u001b[0m plain')
-    expect(html).toContain('<span style="color:rgb(187,0,0)">red</span>')
+    expect(html).toContain('<span style="color:rgb(255,123,114)">red</span>')
     expect(html).toContain(' plain')
     expect(html).not.toContain('\u001b')
     expect(html).not.toContain('[31m')
@@ -13,7 +13,12 @@ describe('ansiToHtml', () => {
   it('renders bold and bright colours', () => {
     const html = ansiToHtml('\u001b[1;32mPASSED\u001b[0m')
     expect(html).toMatch(/font-weight:bold/)
-    expect(html).toMatch(/color:rgb\(0,187,0\)/)
+    expect(html).toMatch(/;color:rgb\(63,185,80\)/)
+  })
+
+  it('keeps 256-colour and true-colour values, and backgrounds, as they are', () => {
+    expect(ansiToHtml('\u001b[38;2;1;2;3mx')).toContain('color:rgb(1,2,3)')
+    expect(ansiToHtml('\u001b[41mx')).toContain('background-color:rgb(187,0,0)')
   })
 
   it('escapes HTML in plain and coloured lines', () => {

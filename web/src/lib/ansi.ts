@@ -32,6 +32,28 @@ export function visibleSegment(line: string): string {
 }
 
 /**
+ * The 16 basic foreground colours, re-tuned for the log's dark background
+ * (ansi_up's defaults make blue and black unreadable there).
+ */
+const LOG_PALETTE: Record<string, string> = {
+  '0,0,0': '110,118,129',
+  '187,0,0': '255,123,114',
+  '0,187,0': '63,185,80',
+  '187,187,0': '210,153,34',
+  '0,0,187': '88,166,255',
+  '187,0,187': '188,140,255',
+  '0,187,187': '57,197,207',
+  '85,85,85': '139,148,158',
+  '255,85,85': '255,161,152',
+  '0,255,0': '86,211,100',
+  '255,255,85': '227,179,65',
+  '85,85,255': '121,192,255',
+  '255,85,255': '210,168,255',
+  '85,255,255': '86,212,221',
+}
+const FG_RE = /([";])color:rgb\((\d+,\d+,\d+)\)/g
+
+/**
  * Renders one line on its own: colours never leak from one line into the next
  * (lines are rendered out of order by the virtual list), HTML is always escaped.
  */
@@ -40,7 +62,11 @@ export function ansiToHtml(line: string): string {
   if (!text.includes(ESC)) return escapeHtml(text)
   const renderer = new AnsiUp()
   renderer.escape_html = true
-  return renderer.ansi_to_html(text)
+  return renderer
+    .ansi_to_html(text)
+    .replace(FG_RE, (all, lead: string, rgb: string) =>
+      LOG_PALETTE[rgb] ? `${lead}color:rgb(${LOG_PALETTE[rgb]})` : all,
+    )
 }
 
 /** The line without any escape sequence (for search results and titles). */
