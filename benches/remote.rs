@@ -1,0 +1,279 @@
+//! Benchmarks of dispatch through Redis to remote workers, printed as figures.
+//! Run with `cargo bench --bench remote` (needs `redis-server` and `python3`
+//! with pytest on the PATH); not part of the test suite.
+//!
+//! - 1,000 short runs (`echo {path}`) queued at once across 4 worker
+//!   processes: runs/s, queue latency (created → started) and end-to-end
+//!   latency (created → finished), p50/p99
+//! - a printed line reaching a `/ws` follower through a remote worker, against
+//!   the same test on the embedded pool: p50/p99 and the difference
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_testscheduler");
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn redis() -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server on the PATH");
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get_connection().is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Proc(child), url)
+}
+
+fn server(dir: &Path, extra: &[&str]) -> (Proc, String, u16) {
+    let mut child = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0", "--project-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let base = line.trim().trim_start_matches("listening on ").to_string();
+    let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    while ureq::get(&format!("{base}/healthz")).call().is_err() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (Proc(child), base, port)
+}
+
+fn worker(dir: &Path, base: &str, redis: &str, id: &str) -> Proc {
+    let child = Command::new(BIN)
+        .args([
+            "worker",
+            "--redis",
+            redis,
+            "--server",
+            base,
+            "--id",
+            id,
+            "--project-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start worker");
+    Proc(child)
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("tests")).expect("mkdir");
+    for (name, body) in files {
+        std::fs::write(dir.path().join("tests").join(name), body).expect("write");
+    }
+    dir
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms_between(a: &Value, b: &Value) -> Option<f64> {
+    let a = chrono::DateTime::parse_from_rfc3339(a.as_str()?).ok()?;
+    let b = chrono::DateTime::parse_from_rfc3339(b.as_str()?).ok()?;
+    Some((b - a).num_microseconds()? as f64 / 1e3)
+}
+
+fn bench_throughput() {
+    const RUNS: u32 = 1_000;
+    let dir = project(&[("test_a.py", "def test_a():\n    pass\n")]);
+    let (_redis, url) = redis();
+    let envs = format!("1-{RUNS}");
+    let (_server, base, _) = server(
+        dir.path(),
+        &[
+            "--redis",
+            &url,
+            "--envs",
+            &envs,
+            "--command",
+            "echo {path}",
+            "--workers",
+            "0",
+        ],
+    );
+    let _workers: Vec<Proc> = (0..4)
+        .map(|i| worker(dir.path(), &base, &url, &format!("bench-{i}")))
+        .collect();
+    // Let every worker block on the stream first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Value = ureq::get(&format!("{base}/api/workers"))
+            .call()
+            .expect("workers")
+            .into_json()
+            .expect("json");
+        if list.as_array().map_or(0, Vec::len) == 4 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agent = ureq::AgentBuilder::new().build();
+    let t0 = Instant::now();
+    for env in 1..=RUNS {
+        agent
+            .post(&format!("{base}/api/testruns"))
+            .send_json(json!({"username": "bench", "env_id": env, "path": "./tests/test_a.py"}))
+            .expect("queue");
+    }
+    let queued = t0.elapsed();
+    let runs = loop {
+        let runs: Vec<Value> = agent
+            .get(&format!("{base}/api/testruns"))
+            .call()
+            .expect("list")
+            .into_json()
+            .expect("json");
+        let done = runs
+            .iter()
+            .filter(|r| !matches!(r["status"].as_str(), Some("created" | "running")))
+            .count();
+        if done == RUNS as usize {
+            break runs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let ok = runs.iter().filter(|r| r["status"] == "succeeded").count();
+    let mut queue: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| ms_between(&r["created_at"], &r["started_at"]))
+        .collect();
+    let mut total: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| ms_between(&r["created_at"], &r["finished_at"]))
+        .collect();
+    println!(
+        "{RUNS} short runs, 4 remote workers: {ok} succeeded in {secs:.1} s (queued in {:.1} s) = {:.0} runs/s; \
+         queue latency p50 = {:.0} ms, p99 = {:.0} ms; created → finished p50 = {:.0} ms, p99 = {:.0} ms",
+        queued.as_secs_f64(),
+        RUNS as f64 / secs,
+        pct(&mut queue, 0.5),
+        pct(&mut queue, 0.99),
+        pct(&mut total, 0.5),
+        pct(&mut total, 0.99),
+    );
+}
+
+/// Follows one run of `test_ticks.py` and returns each line's delay, in ms.
+fn line_delays(base: &str, port: u16) -> Vec<f64> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).expect("handshake");
+    let run: Value = ureq::post(&format!("{base}/api/testruns"))
+        .send_json(json!({"username": "bench", "env_id": 1, "path": "./tests/test_ticks.py"}))
+        .expect("queue")
+        .into_json()
+        .expect("json");
+    let id = run["id"].as_i64().expect("id");
+    ws.send(tungstenite::Message::Text(
+        json!({"op": "follow", "id": id}).to_string().into(),
+    ))
+    .expect("follow");
+    let mut lat = Vec::new();
+    loop {
+        let msg = ws.read().expect("read");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as f64;
+        let tungstenite::Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(&t).expect("json");
+        match v["event"].as_str() {
+            Some("logLines") => {
+                for l in v["lines"].as_array().expect("lines") {
+                    if let Ok(ns) = l.as_str().unwrap_or("").trim().parse::<f64>() {
+                        lat.push((now - ns) / 1e6);
+                    }
+                }
+            }
+            Some("logEnd") => return lat,
+            _ => {}
+        }
+    }
+}
+
+fn bench_line_delay() {
+    let test = "import time\n\ndef test_ticks():\n    print()\n    for _ in range(1000):\n        print(time.time_ns(), flush=True)\n        time.sleep(0.005)\n";
+    let dir = project(&[("test_ticks.py", test)]);
+    let mut embedded = {
+        let (_server, base, port) = server(dir.path(), &["--workers", "1"]);
+        line_delays(&base, port)
+    };
+    let mut remote = {
+        let (_redis, url) = redis();
+        let (_server, base, port) = server(dir.path(), &["--redis", &url, "--workers", "0"]);
+        let _worker = worker(dir.path(), &base, &url, "bench");
+        line_delays(&base, port)
+    };
+    let (e50, e99) = (pct(&mut embedded, 0.5), pct(&mut embedded, 0.99));
+    let (r50, r99) = (pct(&mut remote, 0.5), pct(&mut remote, 0.99));
+    println!(
+        "line to /ws follower ({} lines): embedded p50 = {e50:.2} ms, p99 = {e99:.2} ms; \
+         remote worker p50 = {r50:.2} ms, p99 = {r99:.2} ms; extra through the worker p50 = {:.2} ms, p99 = {:.2} ms",
+        remote.len(),
+        r50 - e50,
+        r99 - e99,
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("remote: bench");
+        return;
+    }
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    if want("throughput") {
+        bench_throughput();
+    }
+    if want("line_delay") {
+        bench_line_delay();
+    }
+}
