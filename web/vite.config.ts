@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config'
 import vue from '@vitejs/plugin-vue'
 
-const backend = 'http://127.0.0.1:8000'
+// The binary `npm run dev` talks to (override: TESTSCHEDULER_DEV_BACKEND=http://host:port).
+const backend = process.env.TESTSCHEDULER_DEV_BACKEND ?? 'http://127.0.0.1:8000'
 
 export default defineConfig({
   plugins: [vue()],
@@ -26,7 +27,16 @@ export default defineConfig({
   server: {
     proxy: {
       '/api': { target: backend, changeOrigin: false },
-      '/ws': { target: backend, ws: true },
+      '/ws': {
+        target: backend,
+        ws: true,
+        changeOrigin: true,
+        // The server refuses a foreign Origin on /ws; the dev server is one,
+        // so present the backend's own origin (or start it with --allowed-origin).
+        configure: (proxy) => {
+          proxy.on('proxyReqWs', (req) => req.setHeader('origin', backend))
+        },
+      },
     },
   },
   test: {

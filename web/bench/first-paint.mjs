@@ -43,6 +43,7 @@ const server = spawn(
   ],
   { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } },
 )
+process.on('exit', () => server.kill('SIGKILL'))
 const url = await new Promise((ok, fail) => {
   server.once('exit', (code) => fail(new Error(`server exited ${code}`)))
   createInterface({ input: server.stdout }).on('line', (line) => {
