@@ -27,8 +27,10 @@ pub fn keepalive(lease: Duration) -> Duration {
 }
 /// Most lines in one report.
 const MAX_LINES: usize = 5_000;
-/// About the most bytes of lines in one report (the server takes 1 MiB bodies).
+/// About the most bytes of lines in one report, before JSON escaping.
 const MAX_BYTES: usize = 512 * 1024;
+/// Largest report body sent, once JSON-escaped (the server takes up to 1 MiB).
+const MAX_BODY: usize = 1_000_000;
 
 /// Why a POST did not succeed.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,6 +274,38 @@ impl Reporter {
     }
 }
 
+/// The report of `lines` numbered from `from`, with the partial line and the
+/// end if they fit, cut so that its JSON stays under [`MAX_BODY`] (escaping
+/// may multiply a line's size by six). Returns the body, how many lines it
+/// carries and whether it carries the end (only with every line).
+fn fit_body(
+    token: &str,
+    from: u64,
+    mut lines: Vec<String>,
+    mut partial: Option<Value>,
+    mut end: Option<&End>,
+) -> (Value, usize, bool) {
+    loop {
+        let mut body = json!({ "token": token, "from": from, "lines": lines });
+        if let Some(p) = &partial {
+            body["partial"] = p.clone();
+        }
+        if let Some(e) = end {
+            body["status"] = json!(e.status);
+            body["exit_code"] = json!(e.exit_code);
+            body["total"] = json!(e.total);
+        }
+        let size = serde_json::to_vec(&body).map_or(usize::MAX, |v| v.len());
+        if size <= MAX_BODY || (lines.len() <= 1 && partial.is_none()) {
+            return (body, lines.len(), end.is_some());
+        }
+        if partial.take().is_none() {
+            end = None;
+            lines.truncate(lines.len() / 2);
+        }
+    }
+}
+
 struct Ctx {
     http: Http,
     path: String,
@@ -307,8 +341,7 @@ impl Ctx {
             }
             let from = st.buf.base();
             let lines = st.buf.peek(MAX_LINES, MAX_BYTES);
-            let sent_to = from + lines.len() as u64;
-            let all = sent_to == st.produced;
+            let all = from + lines.len() as u64 == st.produced;
             let partial = match (&st.partial, st.partial_dirty && all) {
                 (Some((line, text)), true) if *line == st.produced => Some(json!({"line": line, "text": text})),
                 _ => None,
@@ -321,19 +354,9 @@ impl Ctx {
                 // Everything printed is stored; the run's end is the server's call.
                 return Delivery::Lost;
             }
-            let mut body = json!({ "token": self.token, "from": from, "lines": lines });
-            if let Some(p) = partial {
-                body["partial"] = p;
-            }
-            let sends_end = match &end {
-                Some(e) if !lost => {
-                    body["status"] = json!(e.status);
-                    body["exit_code"] = json!(e.exit_code);
-                    body["total"] = json!(e.total);
-                    true
-                }
-                _ => false,
-            };
+            let end = end.filter(|_| !lost);
+            let (body, used, sends_end) = fit_body(&self.token, from, lines, partial, end.as_ref());
+            let sent_to = from + used as u64;
             last_sent = Some(Instant::now());
             match self.http.post(&self.path, &body) {
                 Ok(reply) => {
@@ -418,6 +441,25 @@ mod tests {
         for _ in 0..20 {
             assert!(short.next_delay() <= Duration::from_millis(600));
         }
+    }
+
+    #[test]
+    fn a_report_fits_the_body_limit_however_its_lines_escape() {
+        // Escape characters take six bytes each in JSON.
+        let line = "\u{1b}".repeat(60 * 1024);
+        let lines = vec![line; 8];
+        let end = End {
+            status: "failed",
+            exit_code: Some(1),
+            total: 8,
+        };
+        let partial = Some(json!({"line": 8, "text": "x"}));
+        let (body, used, with_end) = fit_body("t", 0, lines.clone(), partial, Some(&end));
+        assert!(serde_json::to_vec(&body).expect("json").len() <= MAX_BODY);
+        assert!((1..8).contains(&used), "{used}");
+        assert!(!with_end, "the end only goes with every line");
+        let (_, used, with_end) = fit_body("t", 0, lines[..1].to_vec(), None, Some(&end));
+        assert_eq!((used, with_end), (1, true));
     }
 
     #[test]
