@@ -59,10 +59,11 @@ impl Application {
             source,
         };
         scheduler.recover().map_err(store_error)?;
-        if config.redis.is_some() {
-            scheduler.recover_remote().map_err(store_error)?;
-            crate::scheduler::lease::start(scheduler.clone())?;
-        } else {
+        // Remote runs are judged by their leases, also by a server started
+        // without --redis after one that had it.
+        scheduler.recover_remote().map_err(store_error)?;
+        crate::scheduler::lease::start(scheduler.clone())?;
+        if config.redis.is_none() {
             pool.start(config.workers, scheduler.clone())?;
         }
 

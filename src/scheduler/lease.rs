@@ -86,6 +86,8 @@ impl Scheduler {
                 self.config.lease.as_secs()
             );
             let next = logs::count(&conn, id)?;
+            // The log writer needs a pooled connection of its own.
+            drop(conn);
             if let Err(e) = self.writer.append_checked(id, next, vec![note]) {
                 tracing::warn!(run_id = id, error = %e, "could not note the lost worker in the log");
             }
@@ -98,12 +100,12 @@ impl Scheduler {
             if !runs::release(&conn, id, None)? {
                 return Ok(());
             }
+            drop(conn);
             tracing::info!(run_id = id, worker, status = %status, "stopped remote run's lease ran out; environment freed");
         }
-        let Some(run) = runs::get(&conn, id)? else {
+        let Some(run) = runs::get(&*self.store.conn()?, id)? else {
             return Ok(());
         };
-        drop(conn);
         self.hub.publish_run("taskChanged", &run);
         self.hub.publish_log(
             id,

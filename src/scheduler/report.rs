@@ -187,6 +187,8 @@ impl Scheduler {
                 "Claim the run first: {\"status\": \"running\", \"worker\": ID}.",
             ));
         }
+        // The log writer needs a pooled connection of its own: never wait on it holding one.
+        drop(conn);
 
         let mut seed_total = None;
         if held {
@@ -216,7 +218,7 @@ impl Scheduler {
 
         if report.is_final() && held {
             let total = report.total.or(seed_total).unwrap_or(0);
-            let stored = logs::count(&conn, id)?;
+            let stored = logs::count(&*self.store.conn()?, id)?;
             if stored < total {
                 return Err(AppError::LineGap { next: stored });
             }
@@ -229,10 +231,8 @@ impl Scheduler {
                 Some(WorkerStatus::Succeeded) => RunStatus::Succeeded,
                 _ => RunStatus::Failed,
             };
-            drop(conn);
             self.end_run(id, status, report.exit_code)?;
-            let conn = self.store.conn()?;
-            run = remote::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
+            run = remote::get(&*self.store.conn()?, id)?.ok_or(StoreError::NotFound(id))?;
         }
 
         let cancel = matches!(
