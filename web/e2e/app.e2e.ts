@@ -160,6 +160,29 @@ describe('testscheduler web app', () => {
     await context.close()
   })
 
+  it('shows the unfinished line last, then replaces it by the full line', async () => {
+    const run = await queue('./tests/test_wait.py')
+    const { page, problems, context } = await newPage(browser, {
+      viewport: { width: 1280, height: 1400 },
+    })
+    await page.goto(`${server.url}/runs/${run.id}`)
+    const partial = page.locator('[role=log] .line.partial')
+    // A follower gets a partial line only if it is printed after it started following.
+    const waiting = page.locator('[role=log] .line.partial', {
+      hasText: 'test_wait.py::test_2_wait',
+    })
+    await waiting.waitFor({ timeout: 30_000 })
+    await page.locator('.status-text', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 })
+    await page.locator('[role=log] .line', { hasText: 'PASSED' }).first().waitFor()
+    expect(await partial.count()).toBe(0)
+    const expected = await api<Lines>(server, `/api/testruns/${run.id}/lines?from=0&limit=1000`)
+    const rows = await renderedRows(page)
+    expect(rows.map(([n]) => n)).toEqual(expected.lines.map((_, i) => i + 1))
+    expect(rows.filter(([, t]) => t.includes('test_wait.py::test_2_wait'))).toHaveLength(1)
+    clean(problems)
+    await context.close()
+  })
+
   it('#L3 scrolls line 3 into view and marks it; clicking a number sets the hash', async () => {
     const run = await queue('./tests/test_quick.py')
     await waitFor('run end', async () => (await runStatus(run.id)) === 'succeeded')

@@ -25,6 +25,15 @@ def test_slow():
         print(f"\\033[31mred\\033[0m line {i}", flush=True)
         time.sleep(0.25)
 `,
+  'tests/test_wait.py': `
+import time
+
+def test_1_warmup():
+    time.sleep(2)
+
+def test_2_wait():
+    time.sleep(4)
+`,
   'tests/test_fail.py': `
 def test_fail():
     print("about to fail")
