@@ -149,6 +149,20 @@ try {
     await page.locator('.status-text', { hasText: 'succeeded' }).waitFor({ timeout: 300_000 })
     await page.locator(`[role=log] .line[data-line="${total}"] .txt`).waitFor({ state: 'visible' })
     const ms = performance.now() - start
+    // Every rendered row must be the line its number says: no gap, no repeat.
+    const rows = await page.$$eval('[role=log] .line', (els) =>
+      els.map((el) => [Number(el.dataset.line), el.querySelector('.txt').textContent]),
+    )
+    // Line n (1-based) shows the test's line n - 1 - offset (pytest's header comes first).
+    const numbered = rows
+      .map(([n, text]) => [n, /(\d{7}) x/.exec(text)?.[1]])
+      .filter(([, num]) => num !== undefined)
+    const offset = numbered.length ? numbered[0][0] - 1 - Number(numbered[0][1]) : 0
+    const bad = numbered.filter(([n, num]) => Number(num) !== n - 1 - offset)
+    console.log(
+      `live follow: ${numbered.length} numbered rows checked, ${bad.length} out of place`,
+      JSON.stringify(bad.slice(0, 3)),
+    )
     const { metrics } = await cdp.send('Performance.getMetrics')
     const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN
     console.log(

@@ -8,8 +8,8 @@
 
 /** Lines per chunk: the unit of storage, of HTTP fetches and of eviction. */
 export const CHUNK = 1000
-/** Chunks kept in memory at most (~200k lines); the farthest from view go first. */
-export const MAX_CHUNKS = 200
+/** Chunks kept in memory at most (~100k lines); the farthest from view go first. */
+export const MAX_CHUNKS = 100
 
 export interface Partial {
   line: number
