@@ -7,6 +7,8 @@
 //!   latency (created → finished), p50/p99
 //! - a printed line reaching a `/ws` follower through a remote worker, against
 //!   the same test on the embedded pool: p50/p99 and the difference
+//! - 1,000,000 lines of ~100 bytes through a remote worker: lines/s, every
+//!   line stored, peak RSS of the server and of the worker
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -263,6 +265,51 @@ fn bench_line_delay() {
     );
 }
 
+fn bench_million() {
+    let test = "import sys\n\ndef test_flood():\n    w = sys.stdout.write\n    pad = 'x' * 86\n    for i in range(1_000_000):\n        w(f'{i:09d} {pad}\\n')\n";
+    let dir = project(&[("test_flood.py", test)]);
+    let (_redis, url) = redis();
+    let (server, base, _) = server(dir.path(), &["--redis", &url, "--workers", "0"]);
+    let worker = worker(dir.path(), &base, &url, "flood");
+    let t = Instant::now();
+    let run: Value = ureq::post(&format!("{base}/api/testruns"))
+        .send_json(json!({"username": "bench", "env_id": 1, "path": "./tests/test_flood.py"}))
+        .expect("queue")
+        .into_json()
+        .expect("json");
+    let id = run["id"].as_i64().expect("id");
+    let run = loop {
+        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
+            .call()
+            .expect("get")
+            .into_json()
+            .expect("json");
+        if !matches!(v["status"].as_str(), Some("created" | "running")) {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let total = run["lines"].as_u64().unwrap_or(0);
+    println!(
+        "1,000,000 lines through a remote worker: status {}, {total} lines stored in {secs:.1} s = {:.0} lines/s; \
+         peak RSS server = {:.1} MB, worker = {:.1} MB",
+        run["status"],
+        total as f64 / secs,
+        peak_kb(server.0.id()) as f64 / 1024.0,
+        peak_kb(worker.0.id()) as f64 / 1024.0,
+    );
+}
+
+fn peak_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("remote: bench");
@@ -275,5 +322,8 @@ fn main() {
     }
     if want("line_delay") {
         bench_line_delay();
+    }
+    if want("million") {
+        bench_million();
     }
 }

@@ -736,3 +736,27 @@ fn a_worker_that_lost_the_server_for_a_lease_stops_its_run_and_delivers_its_line
     );
     assert_eq!(env_holder(&app, 14), Value::Null);
 }
+
+#[test]
+fn a_second_sigterm_cancels_the_running_run_and_the_worker_exits_once_it_is_reported() {
+    let redis = Redis::start();
+    let p = prefix();
+    let app = redis_app(&redis, &p, &[]);
+    let mut worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "hasty", &[("SLOW_SECONDS", "60")]);
+    let id = id_of(&app.queue(15, "./tests/test_slow.py"));
+    app.wait_run(id, T, |r| r["status"] == "running" && r["lines"].as_u64() > Some(10));
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    // Two signals sent at once may arrive as one: send the second once the first is handled.
+    wait_until(T, "the first SIGTERM handled", || {
+        worker.log().contains("taking no new run")
+    });
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = worker.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    // The worker exited only after its end report: the run is over already.
+    let (_, run) = app.get(&format!("/api/testruns/{id}"));
+    assert_eq!(run["status"], "failed", "{run}");
+    let lines = app.log_lines(id);
+    assert!(lines.last().is_some_and(|l| l.contains("run cancelled")), "{lines:?}");
+    assert_eq!(env_holder(&app, 15), Value::Null);
+}
