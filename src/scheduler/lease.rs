@@ -11,6 +11,7 @@ use crate::domain::{run::now, RunId, RunStatus};
 use crate::hub::LogEvent;
 use crate::store::{logs, now_ms, remote, runs, StoreError};
 use std::time::Duration;
+use tracing::instrument;
 
 /// How often the keeper looks.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -67,6 +68,7 @@ impl Scheduler {
 
     /// The lease of remote run `id` ran out: a running run ends `unknown`; a
     /// run the server had already stopped gets its environment back.
+    #[instrument(skip(self))]
     fn expire_remote(&self, id: RunId, status: RunStatus, worker: &str) -> Result<(), StoreError> {
         let conn = self.store.conn()?;
         if status == RunStatus::Running {
@@ -119,6 +121,7 @@ impl Scheduler {
 
     /// Remote run `id` is past its timeout: it becomes `timeout` and keeps its
     /// environment until its worker reports it stopped (or the lease runs out).
+    #[instrument(skip(self))]
     fn time_out_remote(&self, id: RunId) -> Result<(), StoreError> {
         let conn = self.store.conn()?;
         if !runs::move_status(

@@ -14,6 +14,7 @@ use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
 use crate::workers::WorkerInfo;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use tracing::instrument;
 
 /// Worker id recorded for a claim that names none (the seed's worker).
 const UNNAMED_WORKER: &str = "unnamed";
@@ -142,6 +143,7 @@ pub(crate) fn past_timeout(started_at: Option<&str>, timeout_s: u64, now_ms: i64
 impl Scheduler {
     /// Checks a report's token, then applies it: claim, lines, end, in that
     /// order. Answers `{"cancel": bool}`. Blocking.
+    #[instrument(skip(self, token, fields))]
     pub fn report(&self, id: RunId, token: Option<&str>, fields: &Map<String, Value>) -> Result<Value, AppError> {
         let conn = self.store.conn()?;
         let found = remote::get(&conn, id)?;
@@ -246,6 +248,7 @@ impl Scheduler {
     /// `workersChanged` goes out when the list changes), and the leases of the
     /// runs it says it holds are renewed. Answers the lease and which of its
     /// runs to stop. Blocking.
+    #[instrument(skip_all)]
     pub fn worker_heartbeat(&self, fields: &Map<String, Value>) -> Result<Value, AppError> {
         let id = match fields.get("id") {
             Some(Value::String(s)) if (1..=200).contains(&s.chars().count()) => s.clone(),

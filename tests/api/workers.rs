@@ -760,3 +760,30 @@ fn a_second_sigterm_cancels_the_running_run_and_the_worker_exits_once_it_is_repo
     assert!(lines.last().is_some_and(|l| l.contains("run cancelled")), "{lines:?}");
     assert_eq!(env_holder(&app, 15), Value::Null);
 }
+
+#[test]
+fn a_worker_with_two_slots_runs_two_runs_at_once() {
+    let redis = Redis::start();
+    let p = prefix();
+    let app = redis_app(&redis, &p, &[]);
+    let _worker = Worker::spawn(
+        &app,
+        &app.base,
+        &redis.url(),
+        &p,
+        "wide",
+        &[("SLOW_SECONDS", "3"), ("TESTSCHEDULER_SLOTS", "2")],
+    );
+    let a = id_of(&app.queue(16, "./tests/test_slow.py"));
+    let b = id_of(&app.queue(17, "./tests/test_slow.py"));
+    wait_until(T, "both runs running at once", || {
+        [a, b]
+            .iter()
+            .all(|id| app.get(&format!("/api/testruns/{id}")).1["status"] == "running")
+    });
+    let (_, workers) = app.get("/api/workers");
+    assert_eq!(workers[0]["slots"], 2, "{workers}");
+    for id in [a, b] {
+        assert_eq!(app.wait_finished(id, T)["status"], "succeeded");
+    }
+}
