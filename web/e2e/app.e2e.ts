@@ -183,6 +183,36 @@ describe('testscheduler web app', () => {
     await context.close()
   })
 
+  it('opens a big log at its tail, with a few DOM rows, and pages to its top', async () => {
+    const run = await queue('./tests/test_big.py')
+    await waitFor('run end', async () => (await runStatus(run.id)) === 'succeeded', 60_000)
+    const { total } = await api<Lines>(server, `/api/testruns/${run.id}/lines?from=0&limit=1`)
+    expect(total).toBeGreaterThan(200_000)
+    const { page, problems, context } = await newPage(browser)
+    const started = Date.now()
+    await page.goto(`${server.url}/runs/${run.id}`)
+    await page.locator(`[role=log] .line[data-line="${total}"] .txt`).waitFor()
+    const opened = Date.now() - started
+    expect(opened).toBeLessThan(5000)
+    expect(await page.locator('[role=log] .line').count()).toBeLessThan(200)
+    const last = page.locator('[role=log] .line', { hasText: '199999 y' })
+    await last.locator('span[style*="color"]', { hasText: '199999' }).waitFor()
+    // Scrolling to the top fetches that window; the middle is never downloaded.
+    await page.locator('[role=log]').evaluate((el) => (el.scrollTop = 0))
+    await page
+      .locator('[role=log] .line[data-line="1"] .txt', { hasText: 'test session starts' })
+      .waitFor()
+    await page.locator('[role=log]').evaluate((el) => (el.scrollTop = el.scrollHeight / 2))
+    await waitFor('middle rows', async () => {
+      const rows = await renderedRows(page)
+      return rows.length > 0 && rows.every(([, t]) => /^\d{6} y/.test(t))
+    })
+    await page.getByRole('button', { name: /Jump to end/ }).click()
+    await page.locator(`[role=log] .line[data-line="${total}"]`).waitFor()
+    clean(problems)
+    await context.close()
+  })
+
   it('#L3 scrolls line 3 into view and marks it; clicking a number sets the hash', async () => {
     const run = await queue('./tests/test_quick.py')
     await waitFor('run end', async () => (await runStatus(run.id)) === 'succeeded')

@@ -34,6 +34,14 @@ def test_1_warmup():
 def test_2_wait():
     time.sleep(4)
 `,
+  'tests/test_big.py': `
+import sys
+
+def test_big():
+    write = sys.stdout.write
+    for i in range(200000):
+        write(f"\\033[36m{i:06d}\\033[0m {'y' * 80}\\n")
+`,
   'tests/test_fail.py': `
 def test_fail():
     print("about to fail")
