@@ -92,4 +92,22 @@ describe('logs store', () => {
     await settle()
     expect(session.buffer.row(4999)).toBe('l4999')
   })
+
+  it('applies events even when no frame comes (hidden tab)', async () => {
+    linesMock.mockResolvedValue({ id: 5, from: 0, total: 0, lines: [] })
+    const logs = useLogsStore()
+    const session = logs.open(5, true)
+    await settle()
+    vi.useFakeTimers()
+    try {
+      logs.receive({ event: 'logLines', id: 5, from: 0, lines: range(0, 3) })
+      expect(session.buffer.total).toBe(0)
+      vi.advanceTimersByTime(300)
+      expect(session.buffer.total).toBe(3)
+      frames.shift()!() // the late frame does not apply anything twice
+      expect(session.buffer.total).toBe(3)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
 })

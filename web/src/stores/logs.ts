@@ -24,10 +24,19 @@ export interface LogSession {
   inflight: Set<number>
 }
 
-/** Schedules `fn` for the next frame; hidden tabs get no frames, so a timer then. */
+/**
+ * Runs `fn` once, on the next animation frame; a hidden tab gets no frames, so
+ * a timer stands in for one and events never pile up unapplied.
+ */
 export function nextFrame(fn: () => void): void {
-  if (typeof requestAnimationFrame === 'function' && !document.hidden) requestAnimationFrame(fn)
-  else setTimeout(fn, 100)
+  let done = false
+  const once = () => {
+    if (done) return
+    done = true
+    fn()
+  }
+  if (typeof requestAnimationFrame === 'function' && !document.hidden) requestAnimationFrame(once)
+  setTimeout(once, document.hidden ? 100 : 250)
 }
 
 export const useLogsStore = defineStore('logs', () => {
