@@ -98,7 +98,7 @@ describe('logs store', () => {
     const logs = useLogsStore()
     const session = logs.open(5, true)
     await settle()
-    vi.useFakeTimers()
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     try {
       logs.receive({ event: 'logLines', id: 5, from: 0, lines: range(0, 3) })
       expect(session.buffer.total).toBe(0)
