@@ -4,7 +4,8 @@
 //!
 //! - 1,000 short runs (`echo {path}`) queued at once across 4 worker
 //!   processes: runs/s, queue latency (created → started) and end-to-end
-//!   latency (created → finished), p50/p99
+//!   latency (created → finished), p50/p99; then one run at a time: the
+//!   dispatch path's own queue latency
 //! - a printed line reaching a `/ws` follower through a remote worker, against
 //!   the same test on the embedded pool: p50/p99 and the difference
 //! - 1,000,000 lines of ~100 bytes through a remote worker: lines/s, every
@@ -203,6 +204,36 @@ fn bench_throughput() {
         pct(&mut queue, 0.99),
         pct(&mut total, 0.5),
         pct(&mut total, 0.99),
+    );
+    // Unloaded: one run at a time, so the figure is the dispatch path itself
+    // (publish, XREADGROUP, claim), not a backlog draining.
+    let mut idle = Vec::new();
+    for i in 0..200 {
+        let run: Value = agent
+            .post(&format!("{base}/api/testruns"))
+            .send_json(json!({"username": "bench", "env_id": 1 + i % 4, "path": "./tests/test_a.py"}))
+            .expect("queue")
+            .into_json()
+            .expect("json");
+        let id = run["id"].as_i64().expect("id");
+        let done = loop {
+            let v: Value = agent
+                .get(&format!("{base}/api/testruns/{id}"))
+                .call()
+                .expect("get")
+                .into_json()
+                .expect("json");
+            if !matches!(v["status"].as_str(), Some("created" | "running")) {
+                break v;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        idle.extend(ms_between(&done["created_at"], &done["started_at"]));
+    }
+    println!(
+        "one run at a time, 4 idle remote workers: queue latency (created → started) p50 = {:.1} ms, p99 = {:.1} ms",
+        pct(&mut idle, 0.5),
+        pct(&mut idle, 0.99),
     );
 }
 
