@@ -416,23 +416,32 @@ fn an_emptied_redis_gets_the_waiting_runs_again_with_fresh_tokens() {
     let mut redis = Redis::start();
     let p = prefix();
     let app = redis_app(&redis, &p, &[]);
-    let id = id_of(&app.queue(5, "./tests/test_quick.py"));
-    let old = redis.wait_token(&p, id, None);
+    // One busy worker: the second run waits on the stream while Redis goes.
+    let _worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "busy", &[("SLOW_SECONDS", "3")]);
+    let slow = id_of(&app.queue(4, "./tests/test_slow.py"));
+    app.wait_run(slow, T, |r| r["status"] == "running");
+    let waiting = id_of(&app.queue(5, "./tests/test_quick.py"));
+    let old = redis.wait_token(&p, waiting, None);
 
     redis.restart();
-    let fresh = redis.wait_token(&p, id, Some(&old));
-    assert_ne!(fresh, old);
-    // Only the newest token's hash is kept: the lost message can claim nothing.
+    // The running run reports over HTTP and never noticed; the waiting one
+    // is published again and taken once the worker is free.
+    let run = app.wait_finished(slow, T);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let ticks = app.log_lines(slow).iter().filter(|l| l.contains("tick ")).count();
+    assert_eq!(ticks, 30);
+    let run = app.wait_finished(waiting, T);
+    assert_eq!(
+        (run["status"].as_str(), run["worker"].as_str()),
+        (Some("succeeded"), Some("busy")),
+        "{run}"
+    );
+    // Only the newest token's hash is kept: the lost message proves nothing.
     let (status, body) = app.post(
-        &format!("/api/testruns/{id}"),
+        &format!("/api/testruns/{waiting}"),
         json!({"token": old, "status": "running", "worker": "stale"}),
     );
     assert_eq!((status, body["code"].as_str()), (403, Some("invalid_token")), "{body}");
-
-    let _worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "late", &[]);
-    let run = app.wait_finished(id, T);
-    assert_eq!(run["status"], "succeeded", "{run}");
-    assert_eq!(run["worker"], "late");
 }
 
 /// A server, its Redis, and a published run whose token the test read from the stream.
