@@ -8,6 +8,8 @@ import { useWorkersStore } from './workers'
 
 export const useLiveStore = defineStore('live', () => {
   const state = ref<ConnectionState>('closed')
+  /** Counts reconnects: views refetch what they show when it moves. */
+  const reconnects = ref(0)
   const socket = new LiveSocket({ url: defaultWsUrl() })
   let started = false
 
@@ -20,6 +22,7 @@ export const useLiveStore = defineStore('live', () => {
     socket.onState((next, reconnect) => {
       state.value = next
       if (next === 'open' && reconnect) {
+        reconnects.value++
         // Events were missed while away: refetch what the live stream would have told.
         void runs.refresh()
         void workers.load()
@@ -52,5 +55,5 @@ export const useLiveStore = defineStore('live', () => {
     socket.start()
   }
 
-  return { state, socket, start }
+  return { state, reconnects, socket, start }
 })

@@ -56,6 +56,14 @@ describe('runs store', () => {
     expect(runs.listIds).toEqual([6, 5, 3])
   })
 
+  it('drops a run that no longer matches the filters', async () => {
+    listRuns.mockResolvedValue([run(4, { status: 'running' }), run(3, { status: 'running' })])
+    const runs = useRunsStore()
+    await runs.show({ status: 'running' })
+    runs.upsert(run(4, { status: 'succeeded' }))
+    expect(runs.listIds).toEqual([3])
+  })
+
   it('a filter change reloads from the first page', async () => {
     listRuns.mockResolvedValueOnce([run(2)]).mockResolvedValueOnce([run(9, { status: 'failed' })])
     const runs = useRunsStore()

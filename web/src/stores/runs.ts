@@ -35,8 +35,14 @@ export const useRunsStore = defineStore('runs', () => {
     const known = run.id in byId.value
     put(run)
     useEnvsStore().changed()
-    if (!listLoaded.value || listIds.value.includes(run.id)) return
-    if (!matchesFilters(run, filters.value)) return
+    if (!listLoaded.value) return
+    const matches = matchesFilters(run, filters.value)
+    if (listIds.value.includes(run.id)) {
+      // e.g. a view of `running` runs drops the one that just finished.
+      if (!matches) listIds.value = listIds.value.filter((id) => id !== run.id)
+      return
+    }
+    if (!matches) return
     const ids = listIds.value
     const oldest = ids[ids.length - 1]
     // New runs go on top; an older run only if it falls inside the loaded range.
