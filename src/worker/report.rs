@@ -4,7 +4,7 @@
 //! an empty report at least every second as a heartbeat), keeps what the
 //! server has not stored yet in a [`LineBuffer`], sends the end once every
 //! line is stored, and raises the run's stop flag when the server says
-//! `cancel` or could not be reached for a whole lease.
+//! `cancel` or could not be reached for (nearly) a whole lease.
 
 use super::spool::{LineBuffer, DEFAULT_MEMORY_LIMIT};
 use crate::dispatch::redis::Job;
@@ -20,6 +20,16 @@ pub const KEEPALIVE: Duration = Duration::from_secs(1);
 /// A reporter that lost the server gives up a finished run's remaining
 /// output after this many leases (the server has long ended it `unknown`).
 const GIVE_UP_LEASES: u32 = 10;
+
+/// How long a worker that cannot reach the server lets a run go on: a little
+/// less than the lease, so that the run's process group is gone (SIGTERM, then
+/// SIGKILL after the runner's grace) by the time the server's lease frees the
+/// environment for another run.
+pub fn self_stop_after(lease: Duration) -> Duration {
+    lease
+        .saturating_sub(crate::runner::KILL_GRACE + Duration::from_secs(2))
+        .max(lease / 2)
+}
 
 /// The keepalive for a lease: at least three reports per lease.
 pub fn keepalive(lease: Duration) -> Duration {
@@ -209,7 +219,7 @@ pub struct Reporter {
 pub enum Delivery {
     /// Every line and the end were stored.
     Complete,
-    /// The server was lost for a whole lease: the run was stopped here and
+    /// The server was lost for (nearly) a lease: the run was stopped here and
     /// its end left to the server's lease (it ends `unknown`).
     Lost,
     /// The server refused the run's reports (not this worker's any more).
@@ -395,8 +405,8 @@ impl Ctx {
                 }
                 Err(PostError::Transport(e)) => {
                     let silent = last_ok.elapsed();
-                    if !lost && silent >= self.lease {
-                        tracing::warn!(run_id = self.run_id, error = %e, silent_s = silent.as_secs(), "server unreachable for a whole lease; stopping the run");
+                    if !lost && silent >= self_stop_after(self.lease) {
+                        tracing::warn!(run_id = self.run_id, error = %e, silent_s = silent.as_secs(), "server unreachable for nearly a lease; stopping the run before the server frees its environment");
                         lost = true;
                         self.stop.raise();
                     } else if silent >= self.lease * GIVE_UP_LEASES && end.is_some() {
@@ -460,6 +470,13 @@ mod tests {
         assert!(!with_end, "the end only goes with every line");
         let (_, used, with_end) = fit_body("t", 0, lines[..1].to_vec(), None, Some(&end));
         assert_eq!((used, with_end), (1, true));
+    }
+
+    #[test]
+    fn a_cut_off_run_stops_before_the_server_frees_its_environment() {
+        let lease = Duration::from_secs(30);
+        assert!(self_stop_after(lease) + crate::runner::KILL_GRACE < lease);
+        assert_eq!(self_stop_after(Duration::from_secs(2)), Duration::from_secs(1));
     }
 
     #[test]
