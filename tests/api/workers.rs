@@ -334,6 +334,10 @@ fn a_killed_worker_s_run_ends_unknown_and_frees_its_environment() {
     );
     // Another run can take the environment at once.
     app.queue(3, "./tests/test_quick.py");
+    wait_until(Duration::from_secs(10), "the silent worker leaves the list", || {
+        let (_, list) = app.get("/api/workers");
+        !list.as_array().into_iter().flatten().any(|w| w["id"] == "doomed")
+    });
 }
 
 /// Forwards a fixed port to whichever port the server listens on now, so a
