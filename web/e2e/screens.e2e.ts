@@ -24,6 +24,13 @@ beforeAll(async () => {
     path: './tests/test_slow.py',
   })
   slowId = slow.id
+  // A remote worker saying it is alive shows in the workers panel.
+  await api(server, '/api/workers/heartbeat', {
+    id: 'rig-07',
+    host: 'lab-host-7',
+    slots: 2,
+    running: [],
+  })
 })
 
 afterAll(async () => {
@@ -47,6 +54,7 @@ describe('screens', () => {
           .getByRole('link', { name: /Run \d+/ })
           .first()
           .waitFor()
+        await page.getByText('rig-07').waitFor()
         await page.screenshot({ path: `${SHOTS}/home-${name}-${scheme}.png`, fullPage: true })
         expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
           viewport.width,
