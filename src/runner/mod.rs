@@ -17,7 +17,7 @@ use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,22 +47,48 @@ pub trait Output {
     fn partial(&mut self, line: u64, text: String);
 }
 
-/// Set from elsewhere to stop a run (cancel); cheap to clone.
+/// Why a run is asked to stop; it decides the run's last line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A user cancelled it.
+    Cancelled = 1,
+    /// Its timeout passed (decided elsewhere, e.g. by the server for a remote run).
+    TimedOut = 2,
+    /// A remote worker lost the server for (nearly) a whole lease.
+    ServerLost = 3,
+}
+
+/// Set from elsewhere to stop a run; the first reason given wins. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag(Arc<AtomicU8>);
 
 impl StopFlag {
     /// A flag not yet raised.
     pub fn new() -> StopFlag {
         StopFlag::default()
     }
-    /// Asks the run to stop.
+    /// Asks the run to stop because it was cancelled.
     pub fn raise(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.raise_because(StopReason::Cancelled);
+    }
+    /// Asks the run to stop, saying why (unless a reason was given already).
+    pub fn raise_because(&self, reason: StopReason) {
+        let _ = self
+            .0
+            .compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst);
     }
     /// Whether stop was asked.
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.reason().is_some()
+    }
+    /// Why stop was asked, if it was.
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.0.load(Ordering::SeqCst) {
+            1 => Some(StopReason::Cancelled),
+            2 => Some(StopReason::TimedOut),
+            3 => Some(StopReason::ServerLost),
+            _ => None,
+        }
     }
 }
 
@@ -161,12 +187,11 @@ pub fn execute(spec: &RunSpec, out: &mut dyn Output, stop: &StopFlag, on_start: 
         let now = Instant::now();
         // Stop requests and the timeout.
         if stopping.is_none() && exit.is_none() {
-            let why = if stop.is_raised() {
-                Some(Outcome::Cancelled)
-            } else if now >= deadline {
-                Some(Outcome::TimedOut)
-            } else {
-                None
+            let why = match stop.reason() {
+                Some(StopReason::TimedOut) => Some(Outcome::TimedOut),
+                Some(_) => Some(Outcome::Cancelled),
+                None if now >= deadline => Some(Outcome::TimedOut),
+                None => None,
             };
             if let Some(why) = why {
                 tracing::info!(run_id = spec.run_id, reason = ?why, "stopping run");
@@ -261,16 +286,25 @@ pub fn execute(spec: &RunSpec, out: &mut dyn Output, stop: &StopFlag, on_start: 
     let exit_code = status.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     let outcome = match stopping {
         Some((Outcome::TimedOut, _)) => {
-            out.emit(vec![format!(
-                "testscheduler: timed out after {} s; the run's process group was stopped",
-                spec.timeout.as_secs()
-            )]);
+            let line = if stop.reason() == Some(StopReason::TimedOut) {
+                // Decided by the server, whose timeout this runner does not know.
+                "testscheduler: timed out (the server stopped the run at its timeout); the run's process group was stopped".to_string()
+            } else {
+                format!(
+                    "testscheduler: timed out after {} s; the run's process group was stopped",
+                    spec.timeout.as_secs()
+                )
+            };
+            out.emit(vec![line]);
             Outcome::TimedOut
         }
         Some((why, _)) => {
-            out.emit(vec![
-                "testscheduler: run cancelled; the run's process group was stopped".to_string(),
-            ]);
+            let line = if stop.reason() == Some(StopReason::ServerLost) {
+                "testscheduler: the server could not be reached for a whole lease; this worker stopped the run's process group"
+            } else {
+                "testscheduler: run cancelled; the run's process group was stopped"
+            };
+            out.emit(vec![line.to_string()]);
             why
         }
         None => Outcome::Exited(exit_code.unwrap_or(-1)),

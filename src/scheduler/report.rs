@@ -241,7 +241,7 @@ impl Scheduler {
             run.status,
             RunStatus::Cancelled | RunStatus::Timeout | RunStatus::Unknown
         );
-        Ok(json!({ "cancel": cancel }))
+        Ok(json!({ "cancel": cancel, "status": run.status }))
     }
 
     /// A worker's heartbeat: it is listed in `GET /api/workers` (and

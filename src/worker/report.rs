@@ -8,7 +8,7 @@
 
 use super::spool::{LineBuffer, DEFAULT_MEMORY_LIMIT};
 use crate::dispatch::redis::Job;
-use crate::runner::{Finished, Outcome, Output, StopFlag};
+use crate::runner::{Finished, Outcome, Output, StopFlag, StopReason};
 use serde_json::{json, Value};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -374,8 +374,12 @@ impl Ctx {
                     backoff.reset();
                     self.shared.lock().buf.ack(sent_to);
                     if reply["cancel"].as_bool() == Some(true) && !self.stop.is_raised() {
-                        tracing::info!(run_id = self.run_id, "the server stopped this run");
-                        self.stop.raise();
+                        tracing::info!(run_id = self.run_id, status = ?reply["status"], "the server stopped this run");
+                        if reply["status"] == "timeout" {
+                            self.stop.raise_because(StopReason::TimedOut);
+                        } else {
+                            self.stop.raise();
+                        }
                     }
                     if sends_end {
                         return Delivery::Complete;
@@ -408,7 +412,7 @@ impl Ctx {
                     if !lost && silent >= self_stop_after(self.lease) {
                         tracing::warn!(run_id = self.run_id, error = %e, silent_s = silent.as_secs(), "server unreachable for nearly a lease; stopping the run before the server frees its environment");
                         lost = true;
-                        self.stop.raise();
+                        self.stop.raise_because(StopReason::ServerLost);
                     } else if silent >= self.lease * GIVE_UP_LEASES && end.is_some() {
                         tracing::error!(
                             run_id = self.run_id,

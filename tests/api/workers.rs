@@ -485,7 +485,10 @@ fn a_second_claim_by_another_worker_conflicts() {
     let (_redis, app, id, token) = published_run();
     let path = format!("/api/testruns/{id}");
     let (status, reply) = app.post(&path, json!({"token": token, "status": "running", "worker": "a"}));
-    assert_eq!((status, reply.clone()), (200, json!({"cancel": false})));
+    assert_eq!(
+        (status, reply.clone()),
+        (200, json!({"cancel": false, "status": "running"}))
+    );
     let (status, _) = app.post(&path, json!({"token": token, "status": "running", "worker": "a"}));
     assert_eq!(status, 200, "the same worker asking again is fine");
     let (status, reply) = app.post(&path, json!({"token": token, "status": "running", "worker": "b"}));
@@ -533,7 +536,7 @@ fn lines_with_a_gap_are_refused_with_the_next_line_and_retries_are_safe() {
         &path,
         json!({"token": token, "status": "succeeded", "exit_code": 0, "total": 3}),
     );
-    assert_eq!((status, reply), (200, json!({"cancel": false})));
+    assert_eq!((status, reply), (200, json!({"cancel": false, "status": "succeeded"})));
     let (status, _) = app.post(&path, json!({"token": token, "status": "cancelled"}));
     assert_eq!(status, 400, "a worker may not set the server's statuses");
 
@@ -701,6 +704,11 @@ fn a_remote_run_past_its_timeout_ends_timeout_and_frees_its_environment() {
         run["status"], "timeout",
         "the worker's end does not change the server's verdict"
     );
+    let lines = app.log_lines(id);
+    assert!(
+        lines.last().is_some_and(|l| l.contains("timed out")),
+        "the log says why the run stopped: {lines:?}"
+    );
 }
 
 #[test]
@@ -744,8 +752,10 @@ fn a_worker_that_lost_the_server_for_a_lease_stops_its_run_and_delivers_its_line
     assert!(ticks.len() > 10, "{lines:?}");
     assert_eq!(ticks, (0..ticks.len() as u64).collect::<Vec<_>>(), "no gap, no repeat");
     assert!(
-        lines.iter().any(|l| l.contains("run cancelled")),
-        "the stop's own line arrived: {lines:?}"
+        lines
+            .iter()
+            .any(|l| l.contains("could not be reached for a whole lease")),
+        "the stop's own line arrived and says why: {lines:?}"
     );
     assert_eq!(env_holder(&app, 14), Value::Null);
 }
