@@ -88,7 +88,11 @@ fn queue(base: &str, env: u32, path: &str) -> i64 {
 
 fn wait_done(base: &str, id: i64) -> Value {
     loop {
-        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}")).call().expect("get").into_json().expect("json");
+        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
+            .call()
+            .expect("get")
+            .into_json()
+            .expect("json");
         if !matches!(v["status"].as_str(), Some("created" | "running")) {
             return v;
         }
@@ -101,7 +105,11 @@ fn bench_idle() {
     let (server, startup) = start(dir.path(), &[]);
     std::thread::sleep(Duration::from_secs(1));
     let rss = status_kb(server.child.id(), "VmRSS:");
-    println!("idle: start to first 200 = {:.1} ms; idle RSS = {:.1} MB", startup.as_secs_f64() * 1e3, rss as f64 / 1024.0);
+    println!(
+        "idle: start to first 200 = {:.1} ms; idle RSS = {:.1} MB",
+        startup.as_secs_f64() * 1e3,
+        rss as f64 / 1024.0
+    );
 }
 
 fn bench_list() {
@@ -121,7 +129,8 @@ fn bench_list() {
                 .expect("prepare");
             for i in 0..10_000u32 {
                 let status = if i % 7 == 0 { "failed" } else { "succeeded" };
-                stmt.execute(rusqlite::params![format!("user{}", i % 13), i % 100 + 1, status]).expect("insert");
+                stmt.execute(rusqlite::params![format!("user{}", i % 13), i % 100 + 1, status])
+                    .expect("insert");
             }
         }
         tx.commit().expect("commit");
@@ -132,7 +141,12 @@ fn bench_list() {
         (0..n)
             .map(|_| {
                 let t = Instant::now();
-                let body = agent.get(&format!("{}{path}", server.base)).call().expect("list").into_string().expect("body");
+                let body = agent
+                    .get(&format!("{}{path}", server.base))
+                    .call()
+                    .expect("list")
+                    .into_string()
+                    .expect("body");
                 assert!(body.len() > 2);
                 t.elapsed().as_secs_f64() * 1e3
             })
@@ -164,7 +178,10 @@ fn bench_latency() {
     let (server, _) = start(dir.path(), &["--workers", "1"]);
     let mut ws = ws_connect(server.port);
     let id = queue(&server.base, 1, "./tests/test_ticks.py");
-    ws.send(tungstenite::Message::Text(json!({"op": "follow", "id": id}).to_string().into())).expect("follow");
+    ws.send(tungstenite::Message::Text(
+        json!({"op": "follow", "id": id}).to_string().into(),
+    ))
+    .expect("follow");
     let mut lat = Vec::new();
     loop {
         let msg = ws.read().expect("read");
