@@ -243,6 +243,8 @@ describe('testscheduler web app', () => {
     await page.waitForURL(/#L\d+$/)
     const marked = page.locator('[role=log] .line.marked')
     expect(await marked.innerText()).toContain('about to fail')
+    expect(await marked.locator('mark').innerText()).toBe('about to fail')
+    await page.screenshot({ path: `${SHOTS}/e2e-search.png` })
     clean(problems)
     await context.close()
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ansiToHtml, escapeHtml, stripAnsi, visibleSegment } from './ansi'
+import { ansiToHtml, escapeHtml, markText, stripAnsi, visibleSegment } from './ansi'
 
 describe('ansiToHtml', () => {
   it('renders SGR colours as inline styles, never as raw escape codes', () => {
@@ -62,5 +62,21 @@ describe('escapeHtml', () => {
     expect(escapeHtml(`<a href="x">'&'</a>`)).toBe(
       '&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;',
     )
+  })
+})
+
+describe('markText', () => {
+  it('marks every occurrence in text, case-insensitively, never inside tags', () => {
+    const html = ansiToHtml('\u001b[31mError\u001b[0m: error <span> ERROR')
+    const marked = markText(html, 'error')
+    expect(marked.match(/<mark>/g)).toHaveLength(3)
+    expect(marked).toContain('<span style="color:rgb(255,123,114)"><mark>Error</mark></span>')
+    expect(marked).toContain('&lt;span&gt;')
+    expect(markText(html, 'span')).toBe(html.replace('&lt;span&gt;', '&lt;<mark>span</mark>&gt;'))
+  })
+
+  it('matches text that contains HTML specials', () => {
+    expect(markText(escapeHtml('a < b'), '< b')).toBe('a <mark>&lt; b</mark>')
+    expect(markText('plain', '')).toBe('plain')
   })
 })

@@ -73,3 +73,26 @@ export function ansiToHtml(line: string): string {
 export function stripAnsi(line: string): string {
   return visibleSegment(line).replace(ANSI_RE, '')
 }
+
+/**
+ * Wraps each occurrence of `query` (case-insensitive) in the text of rendered
+ * `html` with `<mark>`; tags and entities are left alone.
+ */
+export function markText(html: string, query: string): string {
+  if (!query) return html
+  const needle = escapeHtml(query).toLowerCase()
+  return html
+    .split(/(<[^>]*>)/)
+    .map((part) => {
+      if (part.startsWith('<') || !part) return part
+      const lower = part.toLowerCase()
+      let out = ''
+      let at = 0
+      for (let i = lower.indexOf(needle); i !== -1; i = lower.indexOf(needle, at)) {
+        out += `${part.slice(at, i)}<mark>${part.slice(i, i + needle.length)}</mark>`
+        at = i + needle.length
+      }
+      return out + part.slice(at)
+    })
+    .join('')
+}
