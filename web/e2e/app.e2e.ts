@@ -213,6 +213,55 @@ describe('testscheduler web app', () => {
     await context.close()
   })
 
+  it('shows a log longer than the browser can lay out through a moving window', async () => {
+    const run = await queue('./tests/test_big.py')
+    await waitFor('run end', async () => (await runStatus(run.id)) === 'succeeded', 60_000)
+    const { total } = await api<Lines>(server, `/api/testruns/${run.id}/lines?from=0&limit=1`)
+    const { page, problems, context } = await newPage(browser)
+    // A window of 50,000 rows stands in for the browser's ~1.67M-row limit.
+    await context.addInitScript(() => localStorage.setItem('testscheduler.maxLogRows', '50000'))
+    await page.goto(`${server.url}/runs/${run.id}`)
+    await page.locator(`[role=log] .line[data-line="${total}"] .txt`).waitFor()
+    const log = page.locator('[role=log]')
+    expect(await log.evaluate((el) => el.scrollHeight)).toBeLessThanOrEqual(50_000 * 20 + 100)
+
+    /** Rendered rows are consecutive and each shows its own line (n - 1 - header). */
+    async function consistent() {
+      const rows = (await renderedRows(page)).filter(([, t]) => /^\d{6} y/.test(t))
+      if (rows.length === 0) return false
+      const offset = rows[0]![0] - 1 - Number(rows[0]![1].slice(0, 6))
+      return rows.every(([n, t]) => Number(t.slice(0, 6)) === n - 1 - offset)
+    }
+    expect(await consistent()).toBe(true)
+    await waitFor('the top of the log', async () => {
+      await log.evaluate((el) => (el.scrollTop = 0))
+      await page.waitForTimeout(50)
+      return (await page.locator('[role=log] .line[data-line="1"]').count()) > 0
+    })
+    await page
+      .locator('[role=log] .line[data-line="1"] .txt', { hasText: 'session starts' })
+      .waitFor()
+    await page.locator('[role=log] .line[data-line="30"] .txt', { hasText: /^\d{6} y/ }).waitFor()
+    expect(await consistent()).toBe(true)
+
+    await page.goto(`${server.url}/runs/${run.id}#L120000`)
+    const marked = page.locator('[role=log] .line.marked')
+    await marked.waitFor()
+    expect(await marked.getAttribute('data-line')).toBe('120000')
+    await waitFor('rows loaded', consistent)
+    await waitFor('the end, scrolling down', async () => {
+      await log.evaluate((el) => (el.scrollTop = el.scrollHeight))
+      await page.waitForTimeout(50)
+      return (await page.locator(`[role=log] .line[data-line="${total}"]`).count()) > 0
+    })
+    await waitFor('rows loaded', consistent)
+    await log.evaluate((el) => (el.scrollTop = el.scrollHeight / 2))
+    await page.getByRole('button', { name: /Jump to end/ }).click()
+    await page.locator(`[role=log] .line[data-line="${total}"]`).waitFor()
+    clean(problems)
+    await context.close()
+  })
+
   it('#L3 scrolls line 3 into view and marks it; clicking a number sets the hash', async () => {
     const run = await queue('./tests/test_quick.py')
     await waitFor('run end', async () => (await runStatus(run.id)) === 'succeeded')
