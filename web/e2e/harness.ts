@@ -29,7 +29,7 @@ def test_slow():
 import time
 
 def test_1_warmup():
-    time.sleep(2)
+    time.sleep(3)
 
 def test_2_wait():
     time.sleep(4)
