@@ -5,7 +5,7 @@
 use crate::domain::EnvSet;
 use clap::{Args, Parser, Subcommand};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The default run command; `{path}`, `{env_id}`, `{run_id}` are filled in per argument.
@@ -147,16 +147,7 @@ impl Config {
             .map_err(|e| bad("--bind", format!("{}: {e}", args.bind)))?
             .next()
             .ok_or_else(|| bad("--bind", format!("{} resolves to no address", args.bind)))?;
-        if !args.project_dir.is_dir() {
-            return Err(bad(
-                "--project-dir",
-                format!("{} is not a directory", args.project_dir.display()),
-            ));
-        }
-        let project_dir = args
-            .project_dir
-            .canonicalize()
-            .map_err(|e| bad("--project-dir", format!("{}: {e}", args.project_dir.display())))?;
+        let project_dir = project_dir(&args.project_dir)?;
         if args.tests_dir.is_absolute()
             || args
                 .tests_dir
@@ -227,6 +218,15 @@ impl Config {
         let name = self.tests_dir.to_string_lossy();
         format!("./{}/", name.trim_end_matches('/').trim_start_matches("./"))
     }
+}
+
+/// Checks `--project-dir` (server and worker alike): an existing directory, made absolute.
+pub fn project_dir(dir: &Path) -> Result<PathBuf, ConfigError> {
+    if !dir.is_dir() {
+        return Err(bad("--project-dir", format!("{} is not a directory", dir.display())));
+    }
+    dir.canonicalize()
+        .map_err(|e| bad("--project-dir", format!("{}: {e}", dir.display())))
 }
 
 /// Splits a command template shell-style; it must name a program.

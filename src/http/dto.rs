@@ -89,6 +89,12 @@ pub async fn read_body(mut payload: actix_web::web::Payload) -> Result<Vec<u8>, 
     Ok(body)
 }
 
+/// Reads a body (at most [`MAX_BODY`]) that must be a JSON object sent as JSON.
+pub async fn json_body(req: &HttpRequest, payload: actix_web::web::Payload) -> Result<Map<String, Value>, AppError> {
+    let body = read_body(payload).await?;
+    json_object(req, &body)
+}
+
 /// Parses a JSON object body: the content type must be JSON, the body an object.
 pub fn json_object(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, AppError> {
     let ct = req

@@ -36,8 +36,7 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let body = dto::read_body(payload).await?;
-    let fields = dto::json_object(&req, &body)?;
+    let fields = dto::json_body(&req, payload).await?;
     let state = state.into_inner();
     let run = web::block(move || {
         let ctx = CreateContext {

@@ -21,8 +21,7 @@ pub async fn report(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
-    let body = dto::read_body(payload).await?;
-    let fields = dto::json_object(&req, &body)?;
+    let fields = dto::json_body(&req, payload).await?;
     let token = fields.get("token").and_then(|t| t.as_str()).map(str::to_string);
     let scheduler = state.scheduler.clone();
     let answer = web::block(move || scheduler.report(id, token.as_deref(), &fields)).await??;
@@ -35,8 +34,7 @@ pub async fn heartbeat(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let body = dto::read_body(payload).await?;
-    let fields = dto::json_object(&req, &body)?;
+    let fields = dto::json_body(&req, payload).await?;
     let scheduler = state.scheduler.clone();
     let answer = web::block(move || scheduler.worker_heartbeat(&fields)).await??;
     Ok(HttpResponse::Ok().json(answer))

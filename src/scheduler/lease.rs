@@ -8,7 +8,6 @@
 
 use super::Scheduler;
 use crate::domain::{run::now, RunId, RunStatus};
-use crate::hub::LogEvent;
 use crate::store::{logs, now_ms, remote, runs, StoreError};
 use std::time::Duration;
 use tracing::instrument;
@@ -108,14 +107,7 @@ impl Scheduler {
         let Some(run) = runs::get(&*self.store.conn()?, id)? else {
             return Ok(());
         };
-        self.hub.publish_run("taskChanged", &run);
-        self.hub.publish_log(
-            id,
-            LogEvent::End {
-                total: run.lines,
-                status: run.status,
-            },
-        );
+        self.announce_end(&run);
         Ok(())
     }
 

@@ -190,15 +190,20 @@ impl Scheduler {
         };
         drop(conn);
         tracing::info!(run_id = id, status = %run.status, exit_code, lines = run.lines, "run finished");
-        self.hub.publish_run("taskChanged", &run);
+        self.announce_end(&run);
+        Ok(())
+    }
+
+    /// Tells every client the run changed and its followers that its log is complete.
+    pub(crate) fn announce_end(&self, run: &Run) {
+        self.hub.publish_run("taskChanged", run);
         self.hub.publish_log(
-            id,
+            run.id,
             LogEvent::End {
                 total: run.lines,
                 status: run.status,
             },
         );
-        Ok(())
     }
 
     /// After a restart: embedded runs that were running lost their reader, so

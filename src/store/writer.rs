@@ -124,6 +124,10 @@ fn write_batch(store: &Store, batch: Vec<Msg>, on_commit: &OnCommit) {
     if let Err(e) = &outcome {
         tracing::error!(error = %e, "storing log lines failed");
     }
+    // One announcement per run and batch: a run printing in small writes must
+    // not flood its followers with tiny events (they would lag for nothing).
+    let mut announce: Vec<(RunId, u64, Vec<String>)> = Vec::new();
+    let mut replies: Vec<Box<dyn FnOnce()>> = Vec::new();
     let mut results = results.into_iter();
     for m in batch {
         match m {
@@ -137,33 +141,46 @@ fn write_batch(store: &Store, batch: Vec<Msg>, on_commit: &OnCommit) {
                     (Ok(()), Some(r)) => r,
                     _ => Err(StoreError::WriterGone),
                 };
-                let answer = match &res {
+                let answer = match res {
                     Ok((before, after)) => {
                         if after > before {
                             let skip = (before - from) as usize;
-                            let fresh: Vec<String> = lines.into_iter().skip(skip).collect();
-                            on_commit(Committed {
-                                run_id,
-                                from: *before,
-                                lines: Arc::new(fresh),
-                                first: *before == 0,
-                            });
+                            let fresh = lines.into_iter().skip(skip);
+                            let same_run = announce.iter_mut().rev().find(|(id, _, _)| *id == run_id);
+                            match same_run {
+                                Some((_, start, held)) if *start + held.len() as u64 == before => held.extend(fresh),
+                                _ => announce.push((run_id, before, fresh.collect())),
+                            }
                         }
-                        Ok(*after)
+                        Ok(after)
                     }
-                    Err(StoreError::LineGap { next }) => Err(StoreError::LineGap { next: *next }),
+                    Err(StoreError::LineGap { next }) => Err(StoreError::LineGap { next }),
                     Err(e) => {
                         tracing::error!(run_id, error = %e, "appending lines failed");
                         Err(StoreError::WriterGone)
                     }
                 };
                 if let Some(reply) = reply {
-                    let _ = reply.send(answer);
+                    replies.push(Box::new(move || {
+                        let _ = reply.send(answer);
+                    }));
                 }
             }
-            Msg::Flush(reply) => {
+            Msg::Flush(reply) => replies.push(Box::new(move || {
                 let _ = reply.send(());
-            }
+            })),
         }
+    }
+    for (run_id, from, lines) in announce {
+        on_commit(Committed {
+            run_id,
+            from,
+            lines: Arc::new(lines),
+            first: from == 0,
+        });
+    }
+    // Answers go out only after the announcements: "flushed" means stored and announced.
+    for reply in replies {
+        reply();
     }
 }

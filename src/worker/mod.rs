@@ -61,16 +61,7 @@ impl WorkerOptions {
                 format!("{server:?} must be a base URL such as http://server:8000"),
             ));
         }
-        if !args.project_dir.is_dir() {
-            return Err(bad(
-                "--project-dir",
-                format!("{} is not a directory", args.project_dir.display()),
-            ));
-        }
-        let project_dir = args
-            .project_dir
-            .canonicalize()
-            .map_err(|e| bad("--project-dir", format!("{}: {e}", args.project_dir.display())))?;
+        let project_dir = crate::config::project_dir(&args.project_dir)?;
         let id = match args.id {
             Some(id) if (1..=200).contains(&id.chars().count()) => id,
             Some(_) => return Err(bad("--id", "must be 1 to 200 characters".into())),
@@ -141,17 +132,9 @@ impl Worker {
                     }
                 },
             };
-            let res = redis::pipe()
-                .cmd("XACK")
-                .arg(&self.keys.stream)
-                .arg(GROUP)
-                .arg(msg_id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(&self.keys.stream)
-                .arg(msg_id)
-                .ignore()
-                .query::<()>(conn);
+            let mut pipe = redis::pipe();
+            forget(&mut pipe, &self.keys.stream, msg_id);
+            let res = pipe.query::<()>(conn);
             match res {
                 Ok(()) => return,
                 Err(e) => {
@@ -166,23 +149,15 @@ impl Worker {
     /// (its token stays valid), and drops its own copy.
     fn requeue(&self, msg_id: &str, fields: &std::collections::HashMap<String, String>) {
         let res = queue::connect(&self.client, Duration::from_secs(3)).and_then(|mut c| {
-            redis::pipe()
-                .atomic()
+            let mut pipe = redis::pipe();
+            pipe.atomic()
                 .cmd("XADD")
                 .arg(&self.keys.stream)
                 .arg("*")
                 .arg(fields)
-                .ignore()
-                .cmd("XACK")
-                .arg(&self.keys.stream)
-                .arg(GROUP)
-                .arg(msg_id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(&self.keys.stream)
-                .arg(msg_id)
-                .ignore()
-                .query::<()>(&mut c)
+                .ignore();
+            forget(&mut pipe, &self.keys.stream, msg_id);
+            pipe.query::<()>(&mut c)
         });
         match res {
             Ok(()) => tracing::info!(msg_id, "stopping: gave a run back to the queue"),
@@ -393,6 +368,13 @@ fn spawn_heartbeat(worker: &Arc<Worker>) -> Result<(), String> {
         .spawn(move || w.heartbeat())
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Adds to `pipe` what drops message `msg_id` from this worker's view: `XACK`
+/// (no longer pending for us) and `XDEL` (the stream holds only unclaimed runs).
+fn forget(pipe: &mut redis::Pipeline, stream: &str, msg_id: &str) {
+    pipe.cmd("XACK").arg(stream).arg(GROUP).arg(msg_id).ignore();
+    pipe.cmd("XDEL").arg(stream).arg(msg_id).ignore();
 }
 
 #[cfg(test)]
