@@ -7,6 +7,8 @@ import type { Env } from '../lib/api/types'
 export const useEnvsStore = defineStore('envs', () => {
   const envs = ref<Env[]>([])
   const loaded = ref(false)
+  /** The list could not be had (first load failed): the form takes a number instead. */
+  const failed = ref(false)
   let timer: ReturnType<typeof setTimeout> | null = null
   let wanted = false
 
@@ -15,8 +17,9 @@ export const useEnvsStore = defineStore('envs', () => {
     try {
       envs.value = await api.envs()
       loaded.value = true
+      failed.value = false
     } catch {
-      // Without the list the form falls back to a number field.
+      if (!loaded.value) failed.value = true
     }
   }
 
@@ -29,5 +32,5 @@ export const useEnvsStore = defineStore('envs', () => {
     }, 300)
   }
 
-  return { envs, loaded, load, changed }
+  return { envs, loaded, failed, load, changed }
 })

@@ -6,10 +6,12 @@ import QueueForm from './QueueForm.vue'
 
 type Reply = { status: number; body: unknown }
 
-function mockFetch(post: Reply) {
+function mockFetch(post: Reply, envsStatus = 200) {
   return vi.fn(async (url: string, init?: RequestInit) => {
     let reply: Reply = { status: 200, body: [] }
-    if (url === '/api/envs')
+    if (url === '/api/envs' && envsStatus !== 200)
+      reply = { status: envsStatus, body: { message: 'no', code: 'internal' } }
+    else if (url === '/api/envs')
       reply = {
         status: 200,
         body: [
@@ -68,6 +70,14 @@ describe('QueueForm', () => {
     expect([...el.querySelectorAll('#q-tests option')].map((o) => o.getAttribute('value'))).toEqual(
       ['./tests/', './tests/test_a.py'],
     )
+  })
+
+  it('takes a number when the environments cannot be listed', async () => {
+    vi.stubGlobal('fetch', mockFetch({ status: 201, body: {} }, 500))
+    const { el } = await mount()
+    const env = el.querySelector<HTMLInputElement>('#q-env')!
+    expect(env.tagName).toBe('INPUT')
+    expect(env.type).toBe('number')
   })
 
   it('shows each field error beside its field and marks it aria-invalid', async () => {
