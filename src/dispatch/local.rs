@@ -133,14 +133,12 @@ impl Output for LocalOutput {
     }
 
     fn partial(&mut self, line: u64, text: String) {
-        if self.hub.has_followers(self.run_id) {
-            self.hub.publish_log(
-                self.run_id,
-                LogEvent::Partial {
-                    line,
-                    text: Arc::from(text),
-                },
-            );
-        }
+        self.hub.publish_log(
+            self.run_id,
+            LogEvent::Partial {
+                line,
+                text: Arc::from(text),
+            },
+        );
     }
 }

@@ -202,6 +202,13 @@ async fn follow_inner(
         cursor = send_stored(state, session, id, cursor, u64::MAX).await?;
         return send_end(session, id, cursor.max(total), status).await;
     }
+    // A follower arriving while a test prints nothing sees which one is running.
+    if let Some((line, text)) = state.hub.partial(id) {
+        if line == cursor {
+            let frame = json!({ "event": "logPartial", "id": id, "line": line, "text": &*text });
+            send(session, frame.to_string()).await?;
+        }
+    }
     loop {
         match rx.recv().await {
             Ok(LogEvent::Lines { from, lines }) => {

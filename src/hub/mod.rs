@@ -34,6 +34,8 @@ pub struct Hub {
 struct Inner {
     runs: broadcast::Sender<Arc<str>>,
     logs: Mutex<HashMap<RunId, broadcast::Sender<LogEvent>>>,
+    /// Each running run's unfinished line, for followers that arrive while it waits.
+    partials: Mutex<HashMap<RunId, (u64, Arc<str>)>>,
 }
 
 impl Default for Hub {
@@ -50,6 +52,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 runs,
                 logs: Mutex::new(HashMap::new()),
+                partials: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -79,11 +82,38 @@ impl Hub {
 
     /// Sends a log event to run `id`'s followers, if it has any.
     pub fn publish_log(&self, id: RunId, event: LogEvent) {
+        self.remember_partial(id, &event);
         let mut logs = self.inner.logs.lock().unwrap_or_else(|p| p.into_inner());
         let end = matches!(event, LogEvent::End { .. });
         if let Some(tx) = logs.get(&id) {
             if tx.send(event).is_err() || end {
                 logs.remove(&id);
+            }
+        }
+    }
+
+    /// The unfinished line run `id` shows now, if any: (line number, text so far).
+    pub fn partial(&self, id: RunId) -> Option<(u64, Arc<str>)> {
+        let partials = self.inner.partials.lock().unwrap_or_else(|p| p.into_inner());
+        partials.get(&id).cloned()
+    }
+
+    fn remember_partial(&self, id: RunId, event: &LogEvent) {
+        let mut partials = self.inner.partials.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            LogEvent::Partial { line, text } => {
+                partials.insert(id, (*line, text.clone()));
+            }
+            LogEvent::Lines { from, lines } => {
+                if partials
+                    .get(&id)
+                    .is_some_and(|(line, _)| *line < from + lines.len() as u64)
+                {
+                    partials.remove(&id);
+                }
+            }
+            LogEvent::End { .. } => {
+                partials.remove(&id);
             }
         }
     }
@@ -94,12 +124,6 @@ impl Hub {
         if logs.get(&id).is_some_and(|tx| tx.receiver_count() == 0) {
             logs.remove(&id);
         }
-    }
-
-    /// Whether anyone follows run `id` (skips work for partial lines).
-    pub fn has_followers(&self, id: RunId) -> bool {
-        let logs = self.inner.logs.lock().unwrap_or_else(|p| p.into_inner());
-        logs.get(&id).is_some_and(|tx| tx.receiver_count() > 0)
     }
 }
 
@@ -124,10 +148,42 @@ mod tests {
     }
 
     #[test]
+    fn the_unfinished_line_is_kept_until_it_is_complete() {
+        let hub = Hub::new();
+        hub.publish_log(
+            3,
+            LogEvent::Partial {
+                line: 4,
+                text: Arc::from("test_x "),
+            },
+        );
+        assert_eq!(
+            hub.partial(3).map(|(l, t)| (l, t.to_string())),
+            Some((4, "test_x ".into()))
+        );
+        hub.publish_log(
+            3,
+            LogEvent::Lines {
+                from: 2,
+                lines: Arc::new(vec!["a".into(), "b".into()]),
+            },
+        );
+        assert!(hub.partial(3).is_some(), "lines before it leave it");
+        hub.publish_log(
+            3,
+            LogEvent::Lines {
+                from: 4,
+                lines: Arc::new(vec!["test_x PASSED".into()]),
+            },
+        );
+        assert!(hub.partial(3).is_none());
+    }
+
+    #[test]
     fn end_drops_the_channel() {
         let hub = Hub::new();
         let _rx = hub.subscribe_log(1);
-        assert!(hub.has_followers(1));
+        assert!(hub.inner.logs.lock().expect("lock").contains_key(&1));
         hub.publish_log(
             1,
             LogEvent::End {
@@ -135,6 +191,6 @@ mod tests {
                 status: RunStatus::Succeeded,
             },
         );
-        assert!(!hub.has_followers(1));
+        assert!(!hub.inner.logs.lock().expect("lock").contains_key(&1));
     }
 }

@@ -206,15 +206,13 @@ impl Scheduler {
                 self.writer.append_checked(id, 0, lines)?;
             }
             if let Some((line, text)) = report.partial.take() {
-                if self.hub.has_followers(id) {
-                    self.hub.publish_log(
-                        id,
-                        LogEvent::Partial {
-                            line,
-                            text: Arc::from(text),
-                        },
-                    );
-                }
+                self.hub.publish_log(
+                    id,
+                    LogEvent::Partial {
+                        line,
+                        text: Arc::from(text),
+                    },
+                );
             }
         }
 

@@ -203,3 +203,33 @@ fn a_slow_follower_is_told_it_lagged_and_catches_up_without_gaps() {
         "a client that read nothing during a 300,000-line flood must have lagged"
     );
 }
+
+#[test]
+fn a_follower_arriving_during_a_silent_test_sees_its_unfinished_line() {
+    let app = spawn_app();
+    std::fs::write(
+        app.path().join("tests/test_wait.py"),
+        "import time\n\ndef test_wait():\n    time.sleep(4)\n",
+    )
+    .expect("write");
+    let run = app.queue(1, "./tests/test_wait.py");
+    let id = run["id"].as_i64().expect("id");
+    // pytest has printed `tests/test_wait.py::test_wait ` and waits without a newline.
+    wait_until(T, "collected", || {
+        app.log_lines(id).iter().any(|l| l.contains("collected 1 item"))
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let mut ws = app.ws();
+    ws.send(json!({"op": "follow", "id": id}));
+    let partial = ws.until(T, |v| v["event"] == "logPartial" && v["id"] == id);
+    assert!(
+        partial["text"].as_str().expect("text").contains("test_wait"),
+        "{partial}"
+    );
+    let (rest, end) = ws.collect_following(id, partial["line"].as_u64().expect("line"), T);
+    assert!(
+        rest[0].contains("test_wait"),
+        "the complete line replaces the partial: {rest:?}"
+    );
+    assert_eq!(end["status"], "succeeded");
+}
