@@ -13,6 +13,9 @@ use actix_web::{dev::Server, web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// How long an exiting server waits for its runs to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -31,6 +34,7 @@ pub struct Application {
     port: u16,
     addr: std::net::SocketAddr,
     server: Server,
+    scheduler: Scheduler,
 }
 
 impl Application {
@@ -78,7 +82,7 @@ impl Application {
             hub,
             tests,
             workers: scheduler.workers().clone(),
-            scheduler,
+            scheduler: scheduler.clone(),
         };
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
@@ -109,6 +113,7 @@ impl Application {
             port: addr.port(),
             addr,
             server,
+            scheduler,
         })
     }
 
@@ -123,8 +128,13 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM).
+    /// Then the runs executing here are stopped and end `unknown`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let scheduler = self.scheduler;
+        actix_web::rt::task::spawn_blocking(move || scheduler.shutdown(SHUTDOWN_GRACE)).await?;
+        tracing::info!("server stopped");
+        served
     }
 }
 

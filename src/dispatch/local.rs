@@ -5,7 +5,7 @@ use super::Dispatcher;
 use crate::config::fill_command;
 use crate::domain::{Run, RunId};
 use crate::hub::{Hub, LogEvent};
-use crate::runner::{self, Output, RunSpec, StopFlag};
+use crate::runner::{self, Output, RunSpec, StopFlag, StopReason};
 use crate::scheduler::Scheduler;
 use crate::store::writer::LogWriter;
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -53,6 +53,24 @@ impl Dispatcher for LocalDispatcher {
         self.tx
             .send(run.id)
             .map_err(|_| "the local pool has stopped".to_string())
+    }
+
+    fn shutdown(&self, grace: Duration) {
+        let stopping: Vec<RunId> = {
+            let running = self.running.lock();
+            for flag in running.values() {
+                flag.raise_because(StopReason::Shutdown);
+            }
+            running.keys().copied().collect()
+        };
+        if stopping.is_empty() {
+            return;
+        }
+        tracing::info!(runs = ?stopping, "stopping the runs of the embedded pool");
+        let deadline = std::time::Instant::now() + grace;
+        while !self.running.lock().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn cancel(&self, id: RunId) {

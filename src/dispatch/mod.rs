@@ -14,4 +14,6 @@ pub trait Dispatcher: Send + Sync {
     fn submit(&self, run: &Run) -> Result<(), String>;
     /// The scheduler cancelled `id`: stop it if it runs here.
     fn cancel(&self, id: RunId);
+    /// The server is exiting: stop what runs in this process, waiting at most `grace`.
+    fn shutdown(&self, _grace: std::time::Duration) {}
 }

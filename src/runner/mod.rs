@@ -56,6 +56,8 @@ pub enum StopReason {
     TimedOut = 2,
     /// A remote worker lost the server for (nearly) a whole lease.
     ServerLost = 3,
+    /// The process executing it is shutting down.
+    Shutdown = 4,
 }
 
 /// Set from elsewhere to stop a run; the first reason given wins. Cheap to clone.
@@ -87,6 +89,7 @@ impl StopFlag {
             1 => Some(StopReason::Cancelled),
             2 => Some(StopReason::TimedOut),
             3 => Some(StopReason::ServerLost),
+            4 => Some(StopReason::Shutdown),
             _ => None,
         }
     }
@@ -101,6 +104,8 @@ pub enum Outcome {
     Cancelled,
     /// Stopped at its timeout.
     TimedOut,
+    /// Stopped because the process executing it shut down.
+    Abandoned,
     /// The command could not start; the reason is the last line.
     SpawnFailed(String),
 }
@@ -189,6 +194,7 @@ pub fn execute(spec: &RunSpec, out: &mut dyn Output, stop: &StopFlag, on_start: 
         if stopping.is_none() && exit.is_none() {
             let why = match stop.reason() {
                 Some(StopReason::TimedOut) => Some(Outcome::TimedOut),
+                Some(StopReason::Shutdown) => Some(Outcome::Abandoned),
                 Some(_) => Some(Outcome::Cancelled),
                 None if now >= deadline => Some(Outcome::TimedOut),
                 None => None,
@@ -299,10 +305,10 @@ pub fn execute(spec: &RunSpec, out: &mut dyn Output, stop: &StopFlag, on_start: 
             Outcome::TimedOut
         }
         Some((why, _)) => {
-            let line = if stop.reason() == Some(StopReason::ServerLost) {
-                "testscheduler: the server could not be reached for a whole lease; this worker stopped the run's process group"
-            } else {
-                "testscheduler: run cancelled; the run's process group was stopped"
+            let line = match stop.reason() {
+                Some(StopReason::ServerLost) => "testscheduler: the server could not be reached for a whole lease; this worker stopped the run's process group",
+                Some(StopReason::Shutdown) => "testscheduler: the server shut down while this run was running; its process group was stopped",
+                _ => "testscheduler: run cancelled; the run's process group was stopped",
             };
             out.emit(vec![line.to_string()]);
             why

@@ -173,6 +173,7 @@ impl Scheduler {
             Outcome::Exited(_) | Outcome::SpawnFailed(_) => RunStatus::Failed,
             Outcome::TimedOut => RunStatus::Timeout,
             Outcome::Cancelled => RunStatus::Cancelled,
+            Outcome::Abandoned => RunStatus::Unknown,
         };
         self.end_run(id, status, finished.exit_code)
     }
@@ -204,6 +205,15 @@ impl Scheduler {
                 status: run.status,
             },
         );
+    }
+
+    /// Before the server exits: runs executing here are stopped (their process
+    /// groups with them) and end `unknown`, waiting at most `grace`.
+    pub fn shutdown(&self, grace: std::time::Duration) {
+        self.dispatcher.shutdown(grace);
+        if let Err(e) = self.writer.flush() {
+            tracing::warn!(error = %e, "could not flush the log writer at shutdown");
+        }
     }
 
     /// After a restart: embedded runs that were running lost their reader, so

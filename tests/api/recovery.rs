@@ -115,3 +115,40 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_history() {
     let run = app.queue(4, "./tests/");
     assert_eq!(run["id"], 2);
 }
+
+#[test]
+fn a_stopped_server_stops_its_runs_and_they_end_unknown() {
+    let mut app = spawn_app_with(Opts::default().args(&["--workers", "1"]));
+    let pid_file = app.path().join("slow.pid");
+    std::fs::write(
+        app.path().join("tests/test_hang.py"),
+        format!(
+            "import os, time\n\ndef test_hang():\n    open({:?}, 'w').write(str(os.getpid()))\n    print('hanging', flush=True)\n    time.sleep(300)\n",
+            pid_file.display().to_string()
+        ),
+    )
+    .expect("write");
+    let run = app.queue(2, "./tests/test_hang.py");
+    let id = run["id"].as_i64().expect("id");
+    wait_until(T, "pid file", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.is_empty())
+    });
+    let pytest_pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    let server = nix::unistd::Pid::from_raw(app.pid().expect("running") as i32);
+    nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = app.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "a SIGTERMed server exits cleanly: {status:?}");
+    assert!(!alive(pytest_pid), "the run's process went with the server");
+    app.start().expect("restart");
+    let run = app.get(&format!("/api/testruns/{id}")).1;
+    assert_eq!(run["status"], "unknown", "{run}");
+    let lines = app.log_lines(id);
+    assert!(
+        lines.last().is_some_and(|l| l.contains("server shut down")),
+        "{lines:?}"
+    );
+}
