@@ -8,7 +8,7 @@
 
 use super::Scheduler;
 use crate::domain::{run::now, RunId, RunStatus};
-use crate::store::{logs, now_ms, remote, runs, StoreError};
+use crate::store::{now_ms, remote, runs, StoreError};
 use std::time::Duration;
 use tracing::instrument;
 
@@ -86,12 +86,9 @@ impl Scheduler {
                 "testscheduler: worker {worker} stopped reporting for {} s; the run ends unknown",
                 self.config.lease.as_secs()
             );
-            let next = logs::count(&conn, id)?;
             // The log writer needs a pooled connection of its own.
             drop(conn);
-            if let Err(e) = self.writer.append_checked(id, next, vec![note]) {
-                tracing::warn!(run_id = id, error = %e, "could not note the lost worker in the log");
-            }
+            self.note_in_log(id, note);
             tracing::warn!(
                 run_id = id,
                 worker,

@@ -207,6 +207,19 @@ impl Scheduler {
         );
     }
 
+    /// Appends the server's own last word to run `id`'s log (why it ended).
+    /// Takes and returns its own connection: the log writer needs one too.
+    pub(crate) fn note_in_log(&self, id: RunId, note: String) {
+        let res = self
+            .store
+            .conn()
+            .and_then(|conn| logs::count(&conn, id))
+            .and_then(|next| self.writer.append_checked(id, next, vec![note]));
+        if let Err(e) = res {
+            tracing::warn!(run_id = id, error = %e, "could not add a note to the log");
+        }
+    }
+
     /// Before the server exits: runs executing here are stopped (their process
     /// groups with them) and end `unknown`, waiting at most `grace`.
     pub fn shutdown(&self, grace: std::time::Duration) {
@@ -234,12 +247,10 @@ impl Scheduler {
                     );
                 }
             }
-            let note =
-                "testscheduler: the server restarted while this run was running; its output ends here".to_string();
-            let next = logs::count(&conn, id)?;
-            if let Err(e) = self.writer.append_checked(id, next, vec![note]) {
-                tracing::warn!(run_id = id, error = %e, "could not note the restart in the log");
-            }
+            self.note_in_log(
+                id,
+                "testscheduler: the server restarted while this run was running; its output ends here".to_string(),
+            );
             let moved = runs::move_status(
                 &conn,
                 id,

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-#[test]
-fn a_killed_server_recovers_on_restart() {
-    let mut app = spawn_app_with(Opts::default().args(&["--workers", "1"]).env("SLOW_SECONDS", "300"));
+/// Adds `tests/test_hang.py`, which writes its pid to the returned file,
+/// prints a line and sleeps five minutes.
+fn write_hanging_test(app: &TestApp) -> std::path::PathBuf {
     let pid_file = app.path().join("slow.pid");
     std::fs::write(
         app.path().join("tests/test_hang.py"),
@@ -20,6 +20,25 @@ fn a_killed_server_recovers_on_restart() {
         ),
     )
     .expect("write");
+    pid_file
+}
+
+/// Waits for the hanging test to write its pid, and reads it.
+fn read_pid(pid_file: &std::path::Path) -> i32 {
+    wait_until(T, "pid file", || {
+        std::fs::read_to_string(pid_file).is_ok_and(|s| !s.is_empty())
+    });
+    std::fs::read_to_string(pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+#[test]
+fn a_killed_server_recovers_on_restart() {
+    let mut app = spawn_app_with(Opts::default().args(&["--workers", "1"]).env("SLOW_SECONDS", "300"));
+    let pid_file = write_hanging_test(&app);
     let done = app.queue(1, "./tests/test_quick.py");
     let done_id = done["id"].as_i64().expect("id");
     app.wait_finished(done_id, T);
@@ -29,14 +48,7 @@ fn a_killed_server_recovers_on_restart() {
     let waiting = app.queue(3, "./tests/test_quick.py");
     let waiting_id = waiting["id"].as_i64().expect("id");
     app.wait_run(hang_id, T, |r| r["status"] == "running" && r["logs"] == true);
-    wait_until(T, "pid file", || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.is_empty())
-    });
-    let pytest_pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid");
+    let pytest_pid = read_pid(&pid_file);
     assert!(alive(pytest_pid));
 
     app.kill();
@@ -119,25 +131,10 @@ fn a_database_from_the_first_schema_is_upgraded_with_its_history() {
 #[test]
 fn a_stopped_server_stops_its_runs_and_they_end_unknown() {
     let mut app = spawn_app_with(Opts::default().args(&["--workers", "1"]));
-    let pid_file = app.path().join("slow.pid");
-    std::fs::write(
-        app.path().join("tests/test_hang.py"),
-        format!(
-            "import os, time\n\ndef test_hang():\n    open({:?}, 'w').write(str(os.getpid()))\n    print('hanging', flush=True)\n    time.sleep(300)\n",
-            pid_file.display().to_string()
-        ),
-    )
-    .expect("write");
+    let pid_file = write_hanging_test(&app);
     let run = app.queue(2, "./tests/test_hang.py");
     let id = run["id"].as_i64().expect("id");
-    wait_until(T, "pid file", || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.is_empty())
-    });
-    let pytest_pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid");
+    let pytest_pid = read_pid(&pid_file);
     let server = nix::unistd::Pid::from_raw(app.pid().expect("running") as i32);
     nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     let status = app.wait_exit(Duration::from_secs(20));
