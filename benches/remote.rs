@@ -11,14 +11,15 @@
 //! - 1,000,000 lines of ~100 bytes through a remote worker: lines/s, every
 //!   line stored, peak RSS of the server and of the worker
 
+mod common;
+
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_testscheduler");
+use common::{pct, project, status_kb, BIN};
 
 /// A child process killed on drop.
 struct Proc(Child);
@@ -63,28 +64,6 @@ fn redis() -> (Proc, String) {
     (Proc(child), url)
 }
 
-fn server(dir: &Path, extra: &[&str]) -> (Proc, String, u16) {
-    let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0", "--project-dir"])
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let base = line.trim().trim_start_matches("listening on ").to_string();
-    let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    while ureq::get(&format!("{base}/healthz")).call().is_err() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (Proc(child), base, port)
-}
-
 fn worker(dir: &Path, base: &str, redis: &str, id: &str) -> Proc {
     let child = Command::new(BIN)
         .args([
@@ -106,24 +85,17 @@ fn worker(dir: &Path, base: &str, redis: &str, id: &str) -> Proc {
     Proc(child)
 }
 
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir(dir.path().join("tests")).expect("mkdir");
-    for (name, body) in files {
-        std::fs::write(dir.path().join("tests").join(name), body).expect("write");
-    }
-    dir
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn ms_between(a: &Value, b: &Value) -> Option<f64> {
     let a = chrono::DateTime::parse_from_rfc3339(a.as_str()?).ok()?;
     let b = chrono::DateTime::parse_from_rfc3339(b.as_str()?).ok()?;
     Some((b - a).num_microseconds()? as f64 / 1e3)
+}
+
+/// The server on `dir`: the process, its base URL and its port.
+fn server(dir: &Path, extra: &[&str]) -> (common::Server, String, u16) {
+    let (server, _) = common::start(dir, extra);
+    let (base, port) = (server.base.clone(), server.port);
+    (server, base, port)
 }
 
 fn bench_throughput() {
@@ -327,18 +299,9 @@ fn bench_million() {
          peak RSS server = {:.1} MB, worker = {:.1} MB",
         run["status"],
         total as f64 / secs,
-        peak_kb(server.0.id()) as f64 / 1024.0,
-        peak_kb(worker.0.id()) as f64 / 1024.0,
+        status_kb(server.pid(), "VmHWM:") as f64 / 1024.0,
+        status_kb(worker.0.id(), "VmHWM:") as f64 / 1024.0,
     );
-}
-
-fn peak_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn main() {

@@ -6,76 +6,12 @@
 //! - a printed line reaching a `/ws` follower (p50/p99)
 //! - 1,000,000 lines of ~100 bytes: lines/s, every line stored, server peak RSS
 
+mod common;
+
+use common::{pct, project, start, status_kb};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-const BIN: &str = env!("CARGO_BIN_EXE_testscheduler");
-
-struct Server {
-    child: Child,
-    base: String,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, extra: &[&str]) -> (Server, Duration) {
-    let t0 = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0", "--project-dir"])
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let base = line.trim().trim_start_matches("listening on ").to_string();
-    let port = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    loop {
-        if ureq::get(&format!("{base}/healthz")).call().is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    (Server { child, base, port }, t0.elapsed())
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    std::fs::create_dir(dir.path().join("tests")).expect("mkdir");
-    for (name, body) in files {
-        std::fs::write(dir.path().join("tests").join(name), body).expect("write");
-    }
-    dir
-}
 
 fn queue(base: &str, env: u32, path: &str) -> i64 {
     let v: Value = ureq::post(&format!("{base}/api/testruns"))
@@ -110,7 +46,7 @@ fn bench_idle() {
         starts.push(startup.as_secs_f64() * 1e3);
         if i == 4 {
             std::thread::sleep(Duration::from_secs(1));
-            let rss = status_kb(server.child.id(), "VmRSS:");
+            let rss = status_kb(server.pid(), "VmRSS:");
             println!(
                 "idle: start to first 200 (fresh database, 5 starts) p50 = {:.1} ms, max = {:.1} ms; idle RSS = {:.1} MB",
                 pct(&mut starts, 0.5),
@@ -232,7 +168,7 @@ fn bench_million() {
         .expect("lines")
         .into_json()
         .expect("json");
-    let peak = status_kb(server.child.id(), "VmHWM:");
+    let peak = status_kb(server.pid(), "VmHWM:");
     println!(
         "1,000,000 lines: status {}, {} lines stored in {:.1} s = {:.0} lines/s; server peak RSS = {:.1} MB; line 1,000,000 = {}",
         run["status"],
