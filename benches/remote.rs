@@ -14,10 +14,10 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{pct, project, status_kb, BIN};
 
@@ -209,53 +209,17 @@ fn bench_throughput() {
     );
 }
 
-/// Follows one run of `test_ticks.py` and returns each line's delay, in ms.
-fn line_delays(base: &str, port: u16) -> Vec<f64> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).expect("handshake");
-    let run: Value = ureq::post(&format!("{base}/api/testruns"))
-        .send_json(json!({"username": "bench", "env_id": 1, "path": "./tests/test_ticks.py"}))
-        .expect("queue")
-        .into_json()
-        .expect("json");
-    let id = run["id"].as_i64().expect("id");
-    ws.send(tungstenite::Message::Text(
-        json!({"op": "follow", "id": id}).to_string().into(),
-    ))
-    .expect("follow");
-    let mut lat = Vec::new();
-    loop {
-        let msg = ws.read().expect("read");
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as f64;
-        let tungstenite::Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(&t).expect("json");
-        match v["event"].as_str() {
-            Some("logLines") => {
-                for l in v["lines"].as_array().expect("lines") {
-                    if let Ok(ns) = l.as_str().unwrap_or("").trim().parse::<f64>() {
-                        lat.push((now - ns) / 1e6);
-                    }
-                }
-            }
-            Some("logEnd") => return lat,
-            _ => {}
-        }
-    }
-}
-
 fn bench_line_delay() {
-    let test = "import time\n\ndef test_ticks():\n    print()\n    for _ in range(1000):\n        print(time.time_ns(), flush=True)\n        time.sleep(0.005)\n";
-    let dir = project(&[("test_ticks.py", test)]);
+    let dir = project(&[("test_ticks.py", common::TICKS_TEST)]);
     let mut embedded = {
         let (_server, base, port) = server(dir.path(), &["--workers", "1"]);
-        line_delays(&base, port)
+        common::line_delays(&base, port)
     };
     let mut remote = {
         let (_redis, url) = redis();
         let (_server, base, port) = server(dir.path(), &["--redis", &url, "--workers", "0"]);
         let _worker = worker(dir.path(), &base, &url, "bench");
-        line_delays(&base, port)
+        common::line_delays(&base, port)
     };
     let (e50, e99) = (pct(&mut embedded, 0.5), pct(&mut embedded, 0.99));
     let (r50, r99) = (pct(&mut remote, 0.5), pct(&mut remote, 0.99));

@@ -10,8 +10,7 @@ mod common;
 
 use common::{pct, project, start, status_kb};
 use serde_json::{json, Value};
-use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 fn queue(base: &str, env: u32, path: &str) -> i64 {
     let v: Value = ureq::post(&format!("{base}/api/testruns"))
@@ -110,41 +109,10 @@ fn bench_list() {
     );
 }
 
-fn ws_connect(port: u16) -> tungstenite::WebSocket<TcpStream> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).expect("handshake");
-    ws
-}
-
 fn bench_latency() {
-    let test = "import time, sys\n\ndef test_ticks():\n    print()\n    for _ in range(1000):\n        print(time.time_ns(), flush=True)\n        time.sleep(0.005)\n";
-    let dir = project(&[("test_ticks.py", test)]);
+    let dir = project(&[("test_ticks.py", common::TICKS_TEST)]);
     let (server, _) = start(dir.path(), &["--workers", "1"]);
-    let mut ws = ws_connect(server.port);
-    let id = queue(&server.base, 1, "./tests/test_ticks.py");
-    ws.send(tungstenite::Message::Text(
-        json!({"op": "follow", "id": id}).to_string().into(),
-    ))
-    .expect("follow");
-    let mut lat = Vec::new();
-    loop {
-        let msg = ws.read().expect("read");
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as f64;
-        let tungstenite::Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(&t).expect("json");
-        match v["event"].as_str() {
-            Some("logLines") => {
-                for l in v["lines"].as_array().expect("lines") {
-                    if let Ok(ns) = l.as_str().unwrap_or("").trim().parse::<f64>() {
-                        lat.push((now - ns) / 1e6);
-                    }
-                }
-            }
-            Some("logEnd") => break,
-            _ => {}
-        }
-    }
+    let mut lat = common::line_delays(&server.base, server.port);
     println!(
         "line to /ws follower ({} lines, embedded pool): p50 = {:.2} ms, p99 = {:.2} ms, max = {:.2} ms",
         lat.len(),

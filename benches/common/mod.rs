@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The binary under measurement (release build under `cargo bench`).
 pub const BIN: &str = env!("CARGO_BIN_EXE_testscheduler");
@@ -81,4 +83,42 @@ pub fn status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// A test printing its clock (ns since the epoch) every 5 ms, 1,000 times.
+pub const TICKS_TEST: &str = "import time\n\ndef test_ticks():\n    print()\n    for _ in range(1000):\n        print(time.time_ns(), flush=True)\n        time.sleep(0.005)\n";
+
+/// Follows one run of `test_ticks.py` and returns each line's delay, in ms.
+pub fn line_delays(base: &str, port: u16) -> Vec<f64> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream).expect("handshake");
+    let run: Value = ureq::post(&format!("{base}/api/testruns"))
+        .send_json(json!({"username": "bench", "env_id": 1, "path": "./tests/test_ticks.py"}))
+        .expect("queue")
+        .into_json()
+        .expect("json");
+    let id = run["id"].as_i64().expect("id");
+    ws.send(tungstenite::Message::Text(
+        json!({"op": "follow", "id": id}).to_string().into(),
+    ))
+    .expect("follow");
+    let mut lat = Vec::new();
+    loop {
+        let msg = ws.read().expect("read");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as f64;
+        let tungstenite::Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(&t).expect("json");
+        match v["event"].as_str() {
+            Some("logLines") => {
+                for l in v["lines"].as_array().expect("lines") {
+                    if let Ok(ns) = l.as_str().unwrap_or("").trim().parse::<f64>() {
+                        lat.push((now - ns) / 1e6);
+                    }
+                }
+            }
+            Some("logEnd") => return lat,
+            _ => {}
+        }
+    }
 }
