@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod protocol;
 pub mod hub;
 pub mod runner;
 pub mod scheduler;

@@ -1,0 +1,1 @@
+//! The `/ws` protocol: server frames, client operations and event names.
