@@ -4,9 +4,8 @@
 use crate::config::Config;
 use crate::discovery::TestTree;
 use crate::dispatch::local;
-use crate::dispatch::Dispatcher;
 use crate::hub::{Hub, LogEvent};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Dispatcher, Scheduler};
 use crate::state::AppState;
 use crate::store::{runs, writer::LogWriter, Store, StoreError};
 use actix_web::{dev::Server, web, App, HttpServer};
@@ -68,7 +67,7 @@ impl Application {
         scheduler.recover_remote().map_err(store_error)?;
         crate::scheduler::lease::start(scheduler.clone())?;
         if config.redis.is_none() {
-            pool.start(config.workers, scheduler.clone())?;
+            pool.start(config.workers, scheduler.local_runs())?;
         }
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {

@@ -2,12 +2,9 @@
 //! one run at a time with the shared runner, under `catch_unwind`.
 
 use super::Dispatcher;
-use crate::config::fill_command;
 use crate::domain::{Run, RunId};
-use crate::hub::{Hub, LogEvent};
-use crate::runner::{self, Output, RunSpec, StopFlag, StopReason};
-use crate::scheduler::Scheduler;
-use crate::store::writer::LogWriter;
+use crate::runner::{self, StopFlag, StopReason};
+use crate::scheduler::{LocalRun, LocalRuns};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,18 +79,18 @@ impl Dispatcher for LocalDispatcher {
 
 impl LocalPool {
     /// Starts `threads` named runner threads (none for `--workers 0`).
-    pub fn start(self, threads: usize, scheduler: Scheduler) -> std::io::Result<()> {
+    pub fn start(self, threads: usize, runs: LocalRuns) -> std::io::Result<()> {
         for i in 0..threads {
             let rx = self.rx.clone();
             let running = self.running.clone();
-            let scheduler = scheduler.clone();
+            let runs = runs.clone();
             std::thread::Builder::new().name(format!("runner-{i}")).spawn(move || {
                 for id in rx {
-                    let res =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_one(&scheduler, &running, id)));
+                    let run = runs.run(id);
+                    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_one(&run, &running, id)));
                     if res.is_err() {
                         tracing::error!(run_id = id, "runner panicked; the run ends unknown");
-                        let _ = scheduler.end_run(id, crate::domain::RunStatus::Unknown, None);
+                        run.abandon();
                     }
                     running.lock().remove(&id);
                 }
@@ -103,60 +100,19 @@ impl LocalPool {
     }
 }
 
-fn run_one(scheduler: &Scheduler, running: &Running, id: RunId) {
+fn run_one(run: &LocalRun, running: &Running, id: RunId) {
     let stop = StopFlag::new();
     running.lock().insert(id, stop.clone());
-    let run = match scheduler.start_local(id) {
-        Ok(Some(run)) => run,
+    let spec = match run.start() {
+        Ok(Some(spec)) => spec,
         Ok(None) => return, // cancelled before it started
         Err(e) => {
             tracing::error!(run_id = id, error = %e, "could not start run");
             return;
         }
     };
-    let config = scheduler.config();
-    let spec = RunSpec {
-        run_id: id,
-        env_id: run.env_id,
-        argv: fill_command(&config.command, &run.path, run.env_id, id),
-        cwd: config.project_dir.clone(),
-        timeout: Duration::from_secs(run.timeout_s),
-    };
-    let mut out = LocalOutput {
-        run_id: id,
-        writer: scheduler.writer.clone(),
-        hub: scheduler.hub.clone(),
-    };
-    let finished = runner::execute(&spec, &mut out, &stop, &mut |started| {
-        scheduler.record_group(id, started)
+    let finished = runner::execute(&spec, &mut run.output(), &stop, &mut |started| {
+        run.record_group(started)
     });
-    if let Err(e) = scheduler.finish_local(id, &finished) {
-        tracing::error!(run_id = id, error = %e, "could not record the end of a run");
-    }
-}
-
-/// Output of an embedded run: lines to the log writer (which announces them
-/// once stored), unfinished lines straight to the hub.
-struct LocalOutput {
-    run_id: RunId,
-    writer: LogWriter,
-    hub: Hub,
-}
-
-impl Output for LocalOutput {
-    fn lines(&mut self, from: u64, lines: Vec<String>) {
-        if let Err(e) = self.writer.append(self.run_id, from, lines) {
-            tracing::error!(run_id = self.run_id, error = %e, "lost output lines");
-        }
-    }
-
-    fn partial(&mut self, line: u64, text: String) {
-        self.hub.publish_log(
-            self.run_id,
-            LogEvent::Partial {
-                line,
-                text: Arc::from(text),
-            },
-        );
-    }
+    run.finish(&finished);
 }

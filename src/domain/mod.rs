@@ -4,7 +4,9 @@
 pub mod envs;
 pub mod lines;
 pub mod run;
+pub mod transition;
 
 pub use envs::EnvSet;
 pub use lines::LineSplitter;
 pub use run::{Run, RunId, RunStatus};
+pub use transition::{Claim, EnvHold, IllegalMove, Transition};

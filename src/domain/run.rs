@@ -6,10 +6,12 @@ use std::fmt;
 /// The id of a run: the SQLite rowid, positive.
 pub type RunId = i64;
 
-/// Where a run stands. Moves only as [`RunStatus::can_move_to`] allows.
+/// Where a run stands. Moves only along [`super::transition::MOVES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Waiting for its environment; holds none.
+    Queued,
     Created,
     Running,
     Succeeded,
@@ -21,7 +23,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Every status, in the order the API documents them.
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Created,
         RunStatus::Running,
         RunStatus::Succeeded,
@@ -29,11 +31,13 @@ impl RunStatus {
         RunStatus::Unknown,
         RunStatus::Cancelled,
         RunStatus::Timeout,
+        RunStatus::Queued,
     ];
 
     /// The stored and serialised name.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Created => "created",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
@@ -49,20 +53,15 @@ impl RunStatus {
         RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// True once the run can no longer change.
+    /// True once the run can no longer change: no move leaves it.
     pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Created | RunStatus::Running)
+        !super::transition::MOVES.iter().any(|(from, _)| *from == self)
     }
 
-    /// The contract's transitions: `created` → `running` | `cancelled`;
-    /// `running` → `succeeded` | `failed` | `cancelled` | `timeout` | `unknown`.
+    /// Whether the contract allows `self` → `next` (one row of
+    /// [`super::transition::MOVES`]).
     pub fn can_move_to(self, next: RunStatus) -> bool {
-        use RunStatus::*;
-        match self {
-            Created => matches!(next, Running | Cancelled),
-            Running => matches!(next, Succeeded | Failed | Cancelled | Timeout | Unknown),
-            _ => false,
-        }
+        super::transition::MOVES.contains(&(self, next))
     }
 }
 
@@ -127,6 +126,10 @@ mod tests {
         assert!(Running.can_move_to(Timeout));
         assert!(Running.can_move_to(Unknown));
         assert!(!Running.can_move_to(Created));
+        assert!(Queued.can_move_to(Created));
+        assert!(Queued.can_move_to(Cancelled));
+        assert!(!Queued.can_move_to(Running));
+        assert!(!Queued.is_finished());
         for done in [Succeeded, Failed, Unknown, Cancelled, Timeout] {
             assert!(done.is_finished());
             for next in RunStatus::ALL {

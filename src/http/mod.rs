@@ -6,7 +6,7 @@ pub mod dto;
 pub mod health;
 pub mod runs;
 pub mod spa;
-pub mod tests;
+pub mod test_tree;
 pub mod workers;
 pub mod ws;
 
@@ -29,7 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api")
-                .service(resource("/tests").get(tests::list))
+                .service(resource("/tests").get(test_tree::list))
                 .service(resource("/envs").get(runs::envs))
                 .service(resource("/workers").get(workers::list))
                 .service(resource("/workers/heartbeat").post(workers::heartbeat))

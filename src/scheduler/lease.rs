@@ -7,7 +7,7 @@
 //! calls here and in `mod.rs`; Redis is not touched (see `dispatch::redis`).
 
 use super::Scheduler;
-use crate::domain::{run::now, RunId, RunStatus};
+use crate::domain::{RunId, RunStatus, Transition};
 use crate::store::{now_ms, remote, runs, StoreError};
 use std::time::Duration;
 use tracing::instrument;
@@ -69,42 +69,29 @@ impl Scheduler {
     /// run the server had already stopped gets its environment back.
     #[instrument(skip(self))]
     fn expire_remote(&self, id: RunId, status: RunStatus, worker: &str) -> Result<(), StoreError> {
-        let conn = self.store.conn()?;
-        if status == RunStatus::Running {
-            if !runs::move_status(
-                &conn,
-                id,
-                RunStatus::Running,
-                RunStatus::Unknown,
-                true,
-                None,
-                Some(&now()),
-            )? {
-                return Ok(()); // ended meanwhile
+        if status != RunStatus::Running {
+            if self.release(id, None)?.is_some() {
+                tracing::info!(run_id = id, worker, status = %status, "stopped remote run's lease ran out; environment freed");
             }
-            let note = format!(
-                "testscheduler: worker {worker} stopped reporting for {} s; the run ends unknown",
-                self.config.lease.as_secs()
-            );
-            // The log writer needs a pooled connection of its own.
-            drop(conn);
-            self.note_in_log(id, note);
+            return Ok(());
+        }
+        let note = format!(
+            "testscheduler: worker {worker} stopped reporting for {} s; the run ends unknown",
+            self.config.lease.as_secs()
+        );
+        // The note comes first: once the run has ended, its log is complete.
+        let still_running = runs::get(&*self.store.conn()?, id)?.is_some_and(|r| r.status == RunStatus::Running);
+        if !still_running {
+            return Ok(()); // ended meanwhile
+        }
+        self.note_in_log(id, note);
+        if self.apply(id, &Transition::finish(RunStatus::Unknown, None))?.is_some() {
             tracing::warn!(
                 run_id = id,
                 worker,
                 "remote worker silent past its lease; run ended unknown"
             );
-        } else {
-            if !runs::release(&conn, id, None)? {
-                return Ok(());
-            }
-            drop(conn);
-            tracing::info!(run_id = id, worker, status = %status, "stopped remote run's lease ran out; environment freed");
         }
-        let Some(run) = runs::get(&*self.store.conn()?, id)? else {
-            return Ok(());
-        };
-        self.announce_end(&run);
         Ok(())
     }
 
@@ -112,25 +99,14 @@ impl Scheduler {
     /// environment until its worker reports it stopped (or the lease runs out).
     #[instrument(skip(self))]
     fn time_out_remote(&self, id: RunId) -> Result<(), StoreError> {
-        let conn = self.store.conn()?;
-        if !runs::move_status(
-            &conn,
-            id,
-            RunStatus::Running,
-            RunStatus::Timeout,
-            false,
-            None,
-            Some(&now()),
-        )? {
-            return Ok(());
-        }
-        if let Some(run) = runs::get(&conn, id)? {
-            drop(conn);
+        if self
+            .apply(id, &Transition::stop(RunStatus::Running, RunStatus::Timeout))?
+            .is_some()
+        {
             tracing::info!(
                 run_id = id,
                 "remote run past its timeout; its worker is told to stop it"
             );
-            self.hub.publish_run("taskChanged", &run);
         }
         Ok(())
     }

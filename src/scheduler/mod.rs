@@ -3,17 +3,20 @@
 //! status, and it announces every change on the hub.
 
 use crate::config::Config;
-use crate::dispatch::Dispatcher;
-use crate::domain::{run::now, Run, RunId, RunStatus};
+use crate::domain::{run::now, Run, RunId, RunStatus, Transition};
 use crate::error::AppError;
-use crate::hub::{Hub, LogEvent};
+use crate::hub::Hub;
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
 use crate::workers::WorkerRegistry;
 use std::sync::Arc;
 use tracing::instrument;
 
+pub use dispatcher::{Dispatcher, LocalOutput, LocalRun, LocalRuns};
+
+mod dispatcher;
 pub mod lease;
+mod moves;
 mod report;
 
 /// A run as asked for, already validated.
@@ -28,13 +31,13 @@ pub struct RunRequest {
 /// The scheduler; cheap to clone.
 #[derive(Clone)]
 pub struct Scheduler {
-    pub(crate) config: Arc<Config>,
-    pub(crate) store: Store,
-    pub(crate) hub: Hub,
-    pub(crate) writer: LogWriter,
-    pub(crate) dispatcher: Arc<dyn Dispatcher>,
+    config: Arc<Config>,
+    store: Store,
+    hub: Hub,
+    writer: LogWriter,
+    dispatcher: Arc<dyn Dispatcher>,
     /// Remote workers that reported lately (`GET /api/workers`).
-    pub(crate) workers: WorkerRegistry,
+    workers: WorkerRegistry,
 }
 
 impl Scheduler {
@@ -70,18 +73,14 @@ impl Scheduler {
     /// `EnvBusy`), announced, and handed to the dispatcher. Blocking.
     #[instrument(skip(self, req), fields(env_id = req.env_id, path = %req.path, user = %req.username))]
     pub fn create(&self, req: RunRequest) -> Result<Run, AppError> {
-        let conn = self.store.conn()?;
-        let run = runs::insert(
-            &conn,
-            &runs::NewRun {
-                username: req.username,
-                env_id: req.env_id,
-                path: req.path,
-                timeout_s: req.timeout_s,
-                created_at: now(),
-            },
-        )?;
-        drop(conn);
+        let new = runs::NewRun {
+            username: req.username,
+            env_id: req.env_id,
+            path: req.path,
+            timeout_s: req.timeout_s,
+            created_at: now(),
+        };
+        let run = runs::insert(&*self.store.conn()?, &new)?;
         tracing::info!(run_id = run.id, user = %run.username, "run queued");
         self.hub.publish_run("taskAdded", &run);
         if let Err(e) = self.dispatcher.submit(&run) {
@@ -90,51 +89,23 @@ impl Scheduler {
         Ok(run)
     }
 
-    /// Stops a `created` or `running` run. Blocking.
+    /// Stops a `queued`, `created` or `running` run. Blocking.
     #[instrument(skip(self))]
     pub fn cancel(&self, id: RunId) -> Result<Run, AppError> {
-        let conn = self.store.conn()?;
-        let run = runs::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
-        let moved = match run.status {
-            // Nothing runs yet: the environment is free at once.
-            RunStatus::Created => runs::move_status(
-                &conn,
-                id,
-                RunStatus::Created,
-                RunStatus::Cancelled,
-                true,
-                None,
-                Some(&now()),
-            )?,
-            // The process still runs: the environment is freed once it is gone.
-            RunStatus::Running => runs::move_status(
-                &conn,
-                id,
-                RunStatus::Running,
-                RunStatus::Cancelled,
-                false,
-                None,
-                Some(&now()),
-            )?,
-            _ => false,
+        let status = {
+            let conn = self.store.conn()?;
+            runs::get(&conn, id)?.ok_or(StoreError::NotFound(id))?.status
         };
-        if !moved {
+        if status.is_finished() {
             return Err(AppError::AlreadyFinished(id));
         }
-        let run = runs::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
-        drop(conn);
-        tracing::info!(run_id = id, from = %run.status, "run cancelled");
+        // A run that never started frees its environment at once; a running
+        // one keeps it until its process is gone.
+        let Some(run) = self.apply(id, &Transition::stop(status, RunStatus::Cancelled))? else {
+            return Err(AppError::AlreadyFinished(id)); // it moved meanwhile
+        };
+        tracing::info!(run_id = id, from = %status, "run cancelled");
         self.dispatcher.cancel(id);
-        self.hub.publish_run("taskChanged", &run);
-        if run.started_at.is_none() {
-            self.hub.publish_log(
-                id,
-                LogEvent::End {
-                    total: run.lines,
-                    status: run.status,
-                },
-            );
-        }
         Ok(run)
     }
 
@@ -142,15 +113,7 @@ impl Scheduler {
     /// when it is no longer waiting (cancelled meanwhile).
     #[instrument(skip(self))]
     pub fn start_local(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        let conn = self.store.conn()?;
-        if !runs::mark_running(&conn, id, &now(), None)? {
-            return Ok(None);
-        }
-        let run = runs::get(&conn, id)?;
-        if let Some(run) = &run {
-            self.hub.publish_run("taskChanged", run);
-        }
-        Ok(run)
+        self.apply(id, &Transition::start())
     }
 
     /// Stores the process group of an embedded run, for recovery after a crash.
@@ -179,32 +142,16 @@ impl Scheduler {
     }
 
     /// Moves a `running` run to `status` and frees its environment; a run the
-    /// scheduler already ended (cancelled) only gets its environment back.
+    /// scheduler already ended (cancelled, timed out) only gets its environment back.
     pub(crate) fn end_run(&self, id: RunId, status: RunStatus, exit_code: Option<i32>) -> Result<(), StoreError> {
-        let conn = self.store.conn()?;
-        let moved = runs::move_status(&conn, id, RunStatus::Running, status, true, exit_code, Some(&now()))?;
-        if !moved {
-            runs::release(&conn, id, exit_code)?;
-        }
-        let Some(run) = runs::get(&conn, id)? else {
-            return Err(StoreError::NotFound(id));
+        let run = match self.apply(id, &Transition::finish(status, exit_code))? {
+            Some(run) => Some(run),
+            None => self.release(id, exit_code)?,
         };
-        drop(conn);
-        tracing::info!(run_id = id, status = %run.status, exit_code, lines = run.lines, "run finished");
-        self.announce_end(&run);
+        if let Some(run) = run {
+            tracing::info!(run_id = id, status = %run.status, exit_code, lines = run.lines, "run finished");
+        }
         Ok(())
-    }
-
-    /// Tells every client the run changed and its followers that its log is complete.
-    pub(crate) fn announce_end(&self, run: &Run) {
-        self.hub.publish_run("taskChanged", run);
-        self.hub.publish_log(
-            run.id,
-            LogEvent::End {
-                total: run.lines,
-                status: run.status,
-            },
-        );
     }
 
     /// Appends the server's own last word to run `id`'s log (why it ended).
@@ -234,8 +181,14 @@ impl Scheduler {
     /// `created` runs are handed to the dispatcher again, oldest first.
     #[instrument(skip(self))]
     pub fn recover(&self) -> Result<(), StoreError> {
-        let conn = self.store.conn()?;
-        for (id, pgid, start) in runs::orphaned_local_runs(&conn)? {
+        let (orphans, waiting) = {
+            let conn = self.store.conn()?;
+            (
+                runs::orphaned_local_runs(&conn)?,
+                runs::ids_with_status(&conn, RunStatus::Created)?,
+            )
+        };
+        for (id, pgid, start) in orphans {
             if let (Some(pgid), Some(start)) = (pgid, start) {
                 let killed = crate::runner::kill_leftover_group(pgid, start);
                 if killed > 0 {
@@ -251,22 +204,12 @@ impl Scheduler {
                 id,
                 "testscheduler: the server restarted while this run was running; its output ends here".to_string(),
             );
-            let moved = runs::move_status(
-                &conn,
-                id,
-                RunStatus::Running,
-                RunStatus::Unknown,
-                true,
-                None,
-                Some(&now()),
-            )?;
-            if !moved {
-                runs::release(&conn, id, None)?;
-            }
+            self.end_run(id, RunStatus::Unknown, None)?;
             tracing::warn!(run_id = id, "run lost by a previous server ended unknown");
         }
-        for id in runs::ids_with_status(&conn, RunStatus::Created)? {
-            if let Some(run) = runs::get(&conn, id)? {
+        for id in waiting {
+            let run = runs::get(&*self.store.conn()?, id)?;
+            if let Some(run) = run {
                 if let Err(e) = self.dispatcher.submit(&run) {
                     tracing::error!(run_id = id, error = %e, "could not queue a waiting run again");
                 }

@@ -7,7 +7,7 @@
 //! the scheduler's own functions, so hub events fire as for embedded runs.
 
 use super::Scheduler;
-use crate::domain::{lines::split_text, run::now, RunId, RunStatus};
+use crate::domain::{lines::split_text, run::now, Claim, RunId, RunStatus, Transition};
 use crate::error::AppError;
 use crate::hub::LogEvent;
 use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
@@ -159,12 +159,14 @@ impl Scheduler {
 
         if report.status == Some(WorkerStatus::Running) {
             let worker = report.worker.clone().unwrap_or_else(|| UNNAMED_WORKER.to_string());
-            if run.status == RunStatus::Created
-                && remote::claim(&conn, id, &hash, &worker, &now(), now_ms() + lease_ms)?
-            {
-                tracing::info!(run_id = id, worker = %worker, "run claimed by a remote worker");
-                if let Some(full) = crate::store::runs::get(&conn, id)? {
-                    self.hub.publish_run("taskChanged", &full);
+            if run.status == RunStatus::Created {
+                let claim = Claim {
+                    worker: worker.clone(),
+                    token_hash: hash.clone(),
+                    lease_until_ms: now_ms() + lease_ms,
+                };
+                if self.apply(id, &Transition::claim(claim))?.is_some() {
+                    tracing::info!(run_id = id, worker = %worker, "run claimed by a remote worker");
                 }
             }
             run = remote::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;

@@ -35,6 +35,8 @@ pub enum StoreError {
     TooNew { db: u32, binary: u32 },
     #[error("the log writer has stopped")]
     WriterGone,
+    #[error(transparent)]
+    IllegalMove(#[from] crate::domain::IllegalMove),
 }
 
 /// The connection pool; cheap to clone.

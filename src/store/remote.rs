@@ -94,25 +94,6 @@ pub fn unpublish(conn: &Connection, id: Option<RunId>) -> Result<usize, StoreErr
     })
 }
 
-/// `created` → `running` for the worker that holds the newest token.
-/// False if the run is no longer `created` or the token is not the newest.
-pub fn claim(
-    conn: &Connection,
-    id: RunId,
-    token_hash: &str,
-    worker: &str,
-    started_at: &str,
-    lease_until_ms: i64,
-) -> Result<bool, StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE runs SET status = 'running', worker = ?3, started_at = ?4, lease_until_ms = ?5
-         WHERE id = ?1 AND status = 'created' AND token_hash = ?2",
-        )?
-        .execute(params![id, token_hash, worker, started_at, lease_until_ms])?;
-    Ok(n == 1)
-}
-
 /// Extends the lease of a remote run that still holds its environment.
 pub fn renew_lease(conn: &Connection, id: RunId, until_ms: i64) -> Result<bool, StoreError> {
     let n = conn
@@ -188,7 +169,17 @@ pub fn stopped_among(conn: &Connection, ids: &[RunId]) -> Result<Vec<RunId>, Sto
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Claim, Transition};
     use crate::store::{migrate, runs};
+
+    fn claim(c: &Connection, token_hash: &str, worker: &str) -> Result<bool, StoreError> {
+        let t = Transition::claim(Claim {
+            worker: worker.into(),
+            token_hash: token_hash.into(),
+            lease_until_ms: 100,
+        });
+        runs::apply(c, 1, &t, "t")
+    }
 
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().expect("db");
@@ -220,12 +211,9 @@ mod tests {
         assert!(mark_published(&c, 1, "new", 5).expect("mark"));
         assert!(is_published(&c, 1).expect("published"));
         assert!(unpublished(&c, 10).expect("list").is_empty());
-        assert!(!claim(&c, 1, "old", "w1", "t", 100).expect("claim"));
-        assert!(claim(&c, 1, "new", "w1", "t", 100).expect("claim"));
-        assert!(
-            !claim(&c, 1, "new", "w2", "t", 100).expect("claim"),
-            "a run is claimed once"
-        );
+        assert!(!claim(&c, "old", "w1").expect("claim"));
+        assert!(claim(&c, "new", "w1").expect("claim"));
+        assert!(!claim(&c, "new", "w2").expect("claim"), "a run is claimed once");
         assert!(
             !set_token(&c, 1, "newer", "[]").expect("set"),
             "a claimed run keeps its token"
@@ -239,7 +227,7 @@ mod tests {
     fn leases_expire_and_restart() {
         let c = db();
         set_token(&c, 1, "h", "[]").expect("set");
-        claim(&c, 1, "h", "w1", "t", 100).expect("claim");
+        claim(&c, "h", "w1").expect("claim");
         assert!(expired_leases(&c, 50).expect("q").is_empty());
         assert_eq!(expired_leases(&c, 150).expect("q").len(), 1);
         assert!(renew_lease(&c, 1, 200).expect("renew"));

@@ -2,7 +2,7 @@
 //! the scheduler asks for; this file never decides which move is allowed.
 
 use super::StoreError;
-use crate::domain::{Run, RunId, RunStatus};
+use crate::domain::{EnvHold, Run, RunId, RunStatus, Transition};
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension, Row};
 
 const COLUMNS: &str =
@@ -138,15 +138,6 @@ pub fn ids_with_status(conn: &Connection, status: RunStatus) -> Result<Vec<RunId
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// `created` → `running`, stamping the start. False if the run was no longer `created`.
-pub fn mark_running(conn: &Connection, id: RunId, started_at: &str, worker: Option<&str>) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE runs SET status = 'running', started_at = ?2, worker = ?3 WHERE id = ?1 AND status = 'created'",
-        params![id, started_at, worker],
-    )?;
-    Ok(n == 1)
-}
-
 /// Records the process group of an embedded run.
 pub fn set_process_group(conn: &Connection, id: RunId, pgid: i32, start: u64) -> Result<(), StoreError> {
     conn.execute(
@@ -156,34 +147,55 @@ pub fn set_process_group(conn: &Connection, id: RunId, pgid: i32, start: u64) ->
     Ok(())
 }
 
-/// Moves `id` from `from` to `to`; `release` also frees its environment.
-/// False when the run was not in `from` (someone else moved it first).
-pub fn move_status(
-    conn: &Connection,
-    id: RunId,
-    from: RunStatus,
-    to: RunStatus,
-    release: bool,
-    exit_code: Option<i32>,
-    finished_at: Option<&str>,
-) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE runs SET status = ?3,
+/// Carries out one move the scheduler checked: a single conditional update
+/// that happens only while run `id` is still in `t.from` (and, for a claim,
+/// still has that newest token). `now` stamps the start or the end.
+/// False when the run was not there (someone else moved it first).
+pub fn apply(conn: &Connection, id: RunId, t: &Transition, now: &str) -> Result<bool, StoreError> {
+    let release = t.env == EnvHold::Release;
+    let claim = t.claim.as_ref();
+    let n = conn
+        .prepare_cached(
+            "UPDATE runs SET status = ?3,
                 holds_env = CASE WHEN ?4 THEN 0 ELSE holds_env END,
+                pgid = CASE WHEN ?4 THEN NULL ELSE pgid END,
                 exit_code = COALESCE(?5, exit_code),
-                finished_at = COALESCE(?6, finished_at)
-         WHERE id = ?1 AND status = ?2",
-        params![id, from.as_str(), to.as_str(), release, exit_code, finished_at],
-    )?;
+                started_at = CASE WHEN ?6 THEN ?8 ELSE started_at END,
+                finished_at = CASE WHEN ?7 THEN ?8 ELSE finished_at END,
+                worker = COALESCE(?9, worker),
+                lease_until_ms = COALESCE(?10, lease_until_ms)
+             WHERE id = ?1 AND status = ?2 AND (?11 IS NULL OR token_hash = ?11)",
+        )?
+        .execute(params![
+            id,
+            t.from.as_str(),
+            t.to.as_str(),
+            release,
+            t.exit_code,
+            t.starts(),
+            t.to.is_finished(),
+            now,
+            claim.map(|c| c.worker.as_str()),
+            claim.map(|c| c.lease_until_ms),
+            claim.map(|c| c.token_hash.as_str()),
+        ])?;
     Ok(n == 1)
 }
 
-/// Frees the environment of a finished run; records its exit code if it had none.
+/// Frees the environment of a run that already reached an end; records its
+/// exit code if it had none. A run that can still move keeps what it holds.
 pub fn release(conn: &Connection, id: RunId, exit_code: Option<i32>) -> Result<bool, StoreError> {
-    let n = conn.execute(
-        "UPDATE runs SET holds_env = 0, exit_code = COALESCE(exit_code, ?2), pgid = NULL WHERE id = ?1 AND holds_env = 1",
-        params![id, exit_code],
-    )?;
+    let unfinished: Vec<String> = RunStatus::ALL
+        .iter()
+        .filter(|s| !s.is_finished())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let sql = format!(
+        "UPDATE runs SET holds_env = 0, exit_code = COALESCE(exit_code, ?2), pgid = NULL
+         WHERE id = ?1 AND holds_env = 1 AND status NOT IN ({})",
+        unfinished.join(", ")
+    );
+    let n = conn.prepare_cached(&sql)?.execute(params![id, exit_code])?;
     Ok(n == 1)
 }
 
