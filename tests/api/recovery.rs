@@ -47,8 +47,11 @@ fn a_killed_server_recovers_on_restart() {
     // Only one embedded worker: this one waits behind the hanging run.
     let waiting = app.queue(3, "./tests/test_quick.py");
     let waiting_id = waiting["id"].as_i64().expect("id");
-    app.wait_run(hang_id, T, |r| r["status"] == "running" && r["logs"] == true);
     let pytest_pid = read_pid(&pid_file);
+    // The pid is written before the line is printed: wait for the line to be stored.
+    wait_until(T, "the hanging line stored", || {
+        app.log_lines(hang_id).iter().any(|l| l.contains("hanging"))
+    });
     assert!(alive(pytest_pid));
 
     app.kill();
