@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Valid environment ids, e.g. 1-100 or 1,3,7-9.
     #[arg(long, env = "TESTSCHEDULER_ENVS", default_value = "1-100", value_parser = EnvSet::parse)]
     pub envs: EnvSet,
+    /// TOML file listing the environments (id, name, labels, description, vars); read again when it changes. Instead of --envs.
+    #[arg(long, env = "TESTSCHEDULER_ENVS_FILE", value_name = "FILE", conflicts_with = "envs")]
+    pub envs_file: Option<PathBuf>,
     /// Default run timeout, in seconds.
     #[arg(long, env = "TESTSCHEDULER_RUN_TIMEOUT", default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub run_timeout: u64,
@@ -132,6 +135,8 @@ pub struct Config {
     /// The command template, already split into arguments.
     pub command: Vec<String>,
     pub envs: EnvSet,
+    /// `--envs-file`, checked at start; the environments are then exactly its own.
+    pub envs_file: Option<PathBuf>,
     pub run_timeout: u64,
     pub max_run_timeout: u64,
     pub lease: Duration,
@@ -192,6 +197,12 @@ impl Config {
                 ));
             }
         }
+        if let Some(file) = &args.envs_file {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| bad("--envs-file", format!("{}: {e}", file.display())))?;
+            crate::domain::Catalog::from_toml(&text)
+                .map_err(|e| bad("--envs-file", format!("{}: {e}", file.display())))?;
+        }
         Ok(Config {
             bind,
             database,
@@ -202,6 +213,7 @@ impl Config {
             redis_prefix: args.redis_prefix,
             command,
             envs: args.envs,
+            envs_file: args.envs_file,
             run_timeout: args.run_timeout,
             max_run_timeout,
             lease: Duration::from_secs(args.lease),

@@ -20,6 +20,10 @@ pub enum AppError {
     NotFound(String),
     #[error("Environment {env_id} is busy with run {run_id}")]
     EnvBusy { env_id: u32, run_id: i64 },
+    #[error("Environment {0} is disabled")]
+    EnvDisabled(u32),
+    #[error("Every environment with these labels is busy")]
+    LabelsBusy,
     #[error("Run {0} has already finished")]
     AlreadyFinished(i64),
     #[error("Run {0} was claimed by another worker")]
@@ -48,7 +52,8 @@ impl AppError {
             AppError::Validation(_) => "validation_failed",
             AppError::InvalidToken => "invalid_token",
             AppError::NotFound(_) => "not_found",
-            AppError::EnvBusy { .. } => "env_busy",
+            AppError::EnvBusy { .. } | AppError::LabelsBusy => "env_busy",
+            AppError::EnvDisabled(_) => "env_disabled",
             AppError::AlreadyFinished(_) => "already_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
             AppError::LineGap { .. } => "line_gap",
@@ -66,6 +71,8 @@ impl ResponseError for AppError {
             AppError::InvalidToken => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::EnvBusy { .. }
+            | AppError::EnvDisabled(_)
+            | AppError::LabelsBusy
             | AppError::AlreadyFinished(_)
             | AppError::AlreadyClaimed(_)
             | AppError::LineGap { .. } => StatusCode::CONFLICT,
@@ -96,6 +103,18 @@ impl ResponseError for AppError {
                     json!({ "env_id": [format!("Environment {env_id} is busy: run {run_id} holds it.")] }),
                 );
                 body.insert("run_id".into(), json!(run_id));
+            }
+            AppError::EnvDisabled(env_id) => {
+                body.insert(
+                    "errors".into(),
+                    json!({ "env_id": [format!("Environment {env_id} is disabled: nothing new starts there.")] }),
+                );
+            }
+            AppError::LabelsBusy => {
+                body.insert(
+                    "errors".into(),
+                    json!({ "labels": ["Every environment with these labels is busy; send \"wait\": true to queue."] }),
+                );
             }
             AppError::LineGap { next } => {
                 body.insert("next".into(), json!(next));

@@ -5,6 +5,7 @@ pub mod config;
 pub mod discovery;
 pub mod dispatch;
 pub mod domain;
+pub mod envs_file;
 pub mod error;
 pub mod http;
 pub mod hub;

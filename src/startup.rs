@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::discovery::TestTree;
 use crate::dispatch::local;
+use crate::envs_file::Environments;
 use crate::hub::{Hub, LogEvent};
 use crate::scheduler::{Dispatcher, Scheduler};
 use crate::state::AppState;
@@ -26,6 +27,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("--redis: {0}")]
     Redis(String),
+    #[error("--envs-file {0}")]
+    EnvsFile(String),
 }
 
 /// A built, not yet running server.
@@ -56,7 +59,11 @@ impl Application {
             }
             None => Arc::new(local_dispatcher),
         };
-        let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher);
+        let envs = match &config.envs_file {
+            Some(file) => Environments::from_file(file).map_err(StartError::EnvsFile)?,
+            None => Environments::fixed(config.envs.clone()),
+        };
+        let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher, envs);
         let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
             source,

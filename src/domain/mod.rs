@@ -1,11 +1,14 @@
 //! Domain types: runs, their statuses and allowed transitions, environments,
 //! and how raw output bytes become numbered lines. No I/O lives here.
 
+pub mod catalog;
 pub mod envs;
 pub mod lines;
+pub mod queue;
 pub mod run;
 pub mod transition;
 
+pub use catalog::{Catalog, EnvDef};
 pub use envs::EnvSet;
 pub use lines::LineSplitter;
 pub use run::{Run, RunId, RunStatus};

@@ -78,7 +78,8 @@ pub struct Run {
     pub username: String,
     /// RFC 3339, UTC, microseconds, `+00:00`.
     pub created_at: String,
-    pub env_id: u32,
+    /// The environment it holds or asked for; null while a label run waits.
+    pub env_id: Option<u32>,
     /// A discovered test path such as `./tests/test_a.py`.
     pub path: String,
     pub status: RunStatus,
@@ -92,6 +93,14 @@ pub struct Run {
     pub lines: u64,
     /// The remote worker holding the run, if any.
     pub worker: Option<String>,
+    /// −10…10; higher goes first in the queue.
+    pub priority: i32,
+    /// The labels asked for instead of an environment id, or null.
+    pub labels: Option<Vec<String>>,
+    /// 1 = next, while `queued`; else null.
+    pub queue_position: Option<u64>,
+    /// Expected start (RFC 3339) while `queued`, null when nothing is known yet.
+    pub eta: Option<String>,
 }
 
 /// Formats a moment the way the API and the store write it.

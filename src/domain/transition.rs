@@ -30,6 +30,8 @@ pub enum EnvHold {
     Keep,
     /// The run frees it: nothing of it runs any more.
     Release,
+    /// A queued run takes this environment (it held none).
+    Take(u32),
 }
 
 /// The remote worker that takes a run, and the proof it holds the newest token.
@@ -75,6 +77,11 @@ impl Transition {
         }
     }
 
+    /// A queued run gets environment `env` and waits for an executor.
+    pub fn admit(env: u32) -> Transition {
+        Transition::new(RunStatus::Queued, RunStatus::Created, EnvHold::Take(env))
+    }
+
     /// An embedded runner starts a `created` run.
     pub fn start() -> Transition {
         Transition::new(RunStatus::Created, RunStatus::Running, EnvHold::Keep)
@@ -97,7 +104,8 @@ impl Transition {
     }
 
     /// The server stops a run in `from`: a run that never started frees its
-    /// environment at once; a running one keeps it until its process is gone.
+    /// environment at once (a queued one held none); a running one keeps it
+    /// until its process is gone.
     pub fn stop(from: RunStatus, to: RunStatus) -> Transition {
         let env = if from == RunStatus::Running {
             EnvHold::Keep

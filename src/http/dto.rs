@@ -3,14 +3,17 @@
 //! messages), then validated with garde.
 
 use crate::discovery::TestTree;
-use crate::domain::{EnvSet, RunStatus};
+use crate::domain::catalog::valid_label;
+use crate::domain::{Catalog, RunStatus};
 use crate::error::{AppError, FieldErrors};
+use crate::scheduler::Target;
 use crate::store::runs::RunFilter;
 use actix_web::HttpRequest;
 use futures_util::StreamExt;
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -19,23 +22,44 @@ const MISSING: &str = "Missing data for required field.";
 
 /// What a run is checked against.
 pub struct CreateContext {
-    pub envs: EnvSet,
+    pub envs: Arc<Catalog>,
     pub max_timeout: u64,
     pub tests: TestTree,
 }
 
-/// A valid `POST /api/testruns` body.
+/// A `POST /api/testruns` body as read, each field checked on its own so
+/// that every bad field is named in one answer.
 #[derive(Debug, Validate)]
 #[garde(context(CreateContext))]
-pub struct CreateRun {
-    #[garde(custom(valid_username))]
-    pub username: String,
-    #[garde(custom(valid_env))]
-    pub env_id: u32,
-    #[garde(custom(valid_path))]
-    pub path: String,
+struct CreateBody {
+    #[garde(inner(custom(valid_username)))]
+    username: Option<String>,
+    #[garde(inner(custom(valid_env)))]
+    env_id: Option<u32>,
+    #[garde(inner(custom(valid_labels)))]
+    labels: Option<Vec<String>>,
+    #[garde(inner(custom(valid_path)))]
+    path: Option<String>,
     #[garde(custom(valid_timeout))]
+    timeout_s: Option<u64>,
+    #[garde(skip)]
+    wait: bool,
+    #[garde(inner(range(min = -10, max = 10)))]
+    priority: Option<i64>,
+    #[garde(inner(range(min = 1)))]
+    queue_timeout_s: Option<u64>,
+}
+
+/// A valid `POST /api/testruns` body.
+#[derive(Debug)]
+pub struct CreateRun {
+    pub username: String,
+    pub target: Target,
+    pub path: String,
     pub timeout_s: Option<u64>,
+    pub wait: bool,
+    pub priority: i32,
+    pub queue_timeout_s: Option<u64>,
 }
 
 fn valid_username(v: &str, _: &CreateContext) -> garde::Result {
@@ -52,9 +76,27 @@ fn valid_env(v: &u32, ctx: &CreateContext) -> garde::Result {
     } else {
         Err(garde::Error::new(format!(
             "Not a valid environment: use one of {}.",
-            ctx.envs
+            ctx.envs.describe()
         )))
     }
+}
+
+fn valid_labels(v: &[String], ctx: &CreateContext) -> garde::Result {
+    if !(1..=10).contains(&v.len()) {
+        return Err(garde::Error::new("Give 1 to 10 labels."));
+    }
+    if let Some(bad) = v.iter().find(|l| !valid_label(l)) {
+        return Err(garde::Error::new(format!(
+            "{bad:?} is not a label: [a-z0-9][a-z0-9._-]{{0,31}}."
+        )));
+    }
+    if let Some(unknown) = v.iter().find(|l| !ctx.envs.has_label(l)) {
+        return Err(garde::Error::new(format!("No environment has the label {unknown:?}.")));
+    }
+    if ctx.envs.fitting(v).is_empty() {
+        return Err(garde::Error::new("No single environment has all of these labels."));
+    }
+    Ok(())
 }
 
 fn valid_path(v: &str, ctx: &CreateContext) -> garde::Result {
@@ -174,45 +216,141 @@ pub fn integer_field(m: &Map<String, Value>, key: &str, required: bool, errors: 
     n
 }
 
-/// Reads and validates a `POST /api/testruns` body. Blocking (may rescan the tests tree).
+/// A boolean field; absent means `false`.
+fn bool_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> bool {
+    match m.get(key) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors
+                .entry(key.into())
+                .or_default()
+                .push("Not a valid boolean.".into());
+            false
+        }
+    }
+}
+
+/// A signed integer field (a JSON number or a string of digits with an optional sign).
+fn signed_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> Option<i64> {
+    let v = m.get(key)?;
+    let n = match v {
+        Value::Null => return None,
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    if n.is_none() {
+        errors
+            .entry(key.into())
+            .or_default()
+            .push("Not a valid integer.".into());
+    }
+    n
+}
+
+/// A list of strings.
+fn string_list_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> Option<Vec<String>> {
+    match m.get(key)? {
+        Value::Null => None,
+        Value::Array(items) => {
+            let strings: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(String::from)).collect();
+            if strings.is_none() {
+                errors
+                    .entry(key.into())
+                    .or_default()
+                    .push("Not a list of strings.".into());
+            }
+            strings
+        }
+        _ => {
+            errors.entry(key.into()).or_default().push("Not a valid list.".into());
+            None
+        }
+    }
+}
+
+/// Reads and validates a `POST /api/testruns` body: every bad field is
+/// named in one answer. Blocking (may rescan the tests tree).
 pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<CreateRun, AppError> {
     let mut errors = FieldErrors::new();
-    unknown_fields(m, &["username", "env_id", "path", "timeout_s"], &mut errors);
+    unknown_fields(
+        m,
+        &[
+            "username",
+            "env_id",
+            "labels",
+            "path",
+            "timeout_s",
+            "wait",
+            "priority",
+            "queue_timeout_s",
+        ],
+        &mut errors,
+    );
     let username = string_field(m, "username", &mut errors);
-    let env_id = integer_field(m, "env_id", true, &mut errors);
+    let labels = string_list_field(m, "labels", &mut errors);
+    let env_given = !matches!(m.get("env_id"), None | Some(Value::Null));
+    let env_id = integer_field(m, "env_id", labels.is_none() && !m.contains_key("labels"), &mut errors);
+    if env_given && m.get("labels").is_some_and(|l| !l.is_null()) {
+        errors
+            .entry("labels".into())
+            .or_default()
+            .push("Give env_id or labels, not both.".into());
+    }
     let path = string_field(m, "path", &mut errors);
     let timeout_s = integer_field(m, "timeout_s", false, &mut errors);
+    let wait = bool_field(m, "wait", &mut errors);
+    let priority = signed_field(m, "priority", &mut errors);
+    let queue_timeout_s = integer_field(m, "queue_timeout_s", false, &mut errors);
     let env_id = env_id.and_then(|e| match u32::try_from(e) {
         Ok(e) => Some(e),
         Err(_) => {
             errors
                 .entry("env_id".into())
                 .or_default()
-                .push(format!("Not a valid environment: use one of {}.", ctx.envs));
+                .push(format!("Not a valid environment: use one of {}.", ctx.envs.describe()));
             None
         }
     });
-    let (Some(username), Some(env_id), Some(path)) = (username, env_id, path) else {
-        return Err(AppError::Validation(errors));
-    };
-    let run = CreateRun {
+    let body = CreateBody {
         username,
         env_id,
+        labels,
         path,
         timeout_s,
+        wait,
+        priority,
+        queue_timeout_s,
     };
-    if let Err(report) = run.validate_with(ctx) {
+    if let Err(report) = body.validate_with(ctx) {
         for (path, err) in report.iter() {
-            errors
-                .entry(path.to_string())
-                .or_default()
-                .push(err.message().to_string());
+            // `inner` rules report `field[0]`-like paths for lists: name the field.
+            let field = path.to_string();
+            let field = field.split(['[', '.']).next().unwrap_or(&field).to_string();
+            let list = errors.entry(field).or_default();
+            let msg = err.message().to_string();
+            if !list.contains(&msg) {
+                list.push(msg);
+            }
         }
     }
-    if errors.is_empty() {
-        Ok(run)
-    } else {
-        Err(AppError::Validation(errors))
+    let target = match (body.env_id, body.labels) {
+        (Some(env), None) => Some(Target::Env(env)),
+        (None, Some(labels)) => Some(Target::Labels(labels)),
+        _ => None,
+    };
+    match (errors.is_empty(), body.username, target, body.path) {
+        (true, Some(username), Some(target), Some(path)) => Ok(CreateRun {
+            username,
+            target,
+            path,
+            timeout_s: body.timeout_s,
+            wait: body.wait,
+            priority: body.priority.unwrap_or(0) as i32,
+            queue_timeout_s: body.queue_timeout_s,
+        }),
+        _ => Err(AppError::Validation(errors)),
     }
 }
 
@@ -299,7 +437,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("tests")).expect("mkdir");
         std::fs::write(dir.path().join("tests/test_a.py"), "").expect("write");
         let tests = TestTree::new(dir.path(), std::path::Path::new("tests"));
-        let envs = EnvSet::parse("1-100").expect("envs");
+        let envs = Arc::new(Catalog::Ids(crate::domain::EnvSet::parse("1-100").expect("envs")));
         (
             dir,
             CreateContext {
@@ -324,7 +462,7 @@ mod tests {
         let (_d, c) = ctx();
         let m = json!({"username": "alice", "env_id": "7", "path": "./tests/test_a.py"});
         let run = parse_create(m.as_object().expect("object"), &c).expect("valid");
-        assert_eq!(run.env_id, 7);
+        assert_eq!(run.target, Target::Env(7));
     }
 
     #[test]
@@ -338,5 +476,23 @@ mod tests {
         assert!(e.contains_key("env_id"));
         let e = errors(json!({"username": "alice", "env_id": 1, "path": "./tests/", "timeout_s": 100000}));
         assert_eq!(e.keys().collect::<Vec<_>>(), ["timeout_s"]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let e = errors(json!({"username": 123, "env_id": 9999, "path": "/"}));
+        assert_eq!(e.keys().collect::<Vec<_>>(), ["env_id", "path", "username"]);
+        let e = errors(json!({"username": ""}));
+        assert_eq!(e.keys().collect::<Vec<_>>(), ["env_id", "path", "username"]);
+        assert_eq!(e["username"], ["Length must be between 3 and 80."]);
+        let e = errors(
+            json!({"username": "alice", "env_id": 1, "labels": ["a"], "path": "./tests/", "priority": 11, "wait": "yes", "queue_timeout_s": 0}),
+        );
+        assert_eq!(
+            e.keys().collect::<Vec<_>>(),
+            ["labels", "priority", "queue_timeout_s", "wait"]
+        );
+        let e = errors(json!({"username": "alice", "labels": ["gpu"], "path": "./tests/"}));
+        assert!(e["labels"][0].contains("No environment has the label"), "{e:?}");
     }
 }

@@ -40,16 +40,19 @@ pub async fn create(
     let state = state.into_inner();
     let run = web::block(move || {
         let ctx = CreateContext {
-            envs: state.config.envs.clone(),
+            envs: state.scheduler.environments().catalog(),
             max_timeout: state.config.max_run_timeout,
             tests: state.tests.clone(),
         };
         let valid = dto::parse_create(&fields, &ctx)?;
         state.scheduler.create(RunRequest {
             username: valid.username,
-            env_id: valid.env_id,
+            target: valid.target,
             path: valid.path,
             timeout_s: valid.timeout_s.unwrap_or(state.config.run_timeout),
+            wait: valid.wait,
+            priority: valid.priority,
+            queue_timeout_s: valid.queue_timeout_s,
         })
     })
     .await??;

@@ -37,6 +37,8 @@ pub struct RunSpec {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     pub timeout: Duration,
+    /// The environment's variables (its envs file entry), set before ours.
+    pub vars: Vec<(String, String)>,
 }
 
 /// Where the output goes.
@@ -157,6 +159,7 @@ pub fn execute(spec: &RunSpec, out: &mut dyn Output, stop: &StopFlag, on_start: 
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(&spec.cwd)
+        .envs(spec.vars.iter().map(|(k, v)| (k, v)))
         .env("TESTSCHEDULER_RUN_ID", spec.run_id.to_string())
         .env("TESTSCHEDULER_ENV_ID", spec.env_id.to_string())
         .env("COLUMNS", "120")
@@ -371,6 +374,7 @@ mod tests {
             argv: vec!["sh".into(), "-c".into(), script.into()],
             cwd: std::env::temp_dir(),
             timeout,
+            vars: Vec::new(),
         }
     }
 

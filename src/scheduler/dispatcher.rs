@@ -56,13 +56,16 @@ impl LocalRun {
         let Some(run) = self.scheduler.start_local(self.id)? else {
             return Ok(None);
         };
+        // A created run always holds its environment.
+        let env_id = run.env_id.unwrap_or_default();
         let config = self.scheduler.config();
         Ok(Some(RunSpec {
             run_id: self.id,
-            env_id: run.env_id,
-            argv: fill_command(&config.command, &run.path, run.env_id, self.id),
+            env_id,
+            argv: fill_command(&config.command, &run.path, env_id, self.id),
             cwd: config.project_dir.clone(),
             timeout: Duration::from_secs(run.timeout_s),
+            vars: self.scheduler.environments().catalog().vars(env_id),
         }))
     }
 

@@ -59,6 +59,8 @@ impl Scheduler {
                 self.time_out_remote(id)?;
             }
         }
+        self.expire_queue()?;
+        self.reload_envs()?;
         if self.workers.expire(self.config.lease) {
             self.announce_workers();
         }

@@ -3,30 +3,26 @@
 //! status, and it announces every change on the hub.
 
 use crate::config::Config;
-use crate::domain::{run::now, Run, RunId, RunStatus, Transition};
+use crate::domain::{Run, RunId, RunStatus, Transition};
+use crate::envs_file::Environments;
 use crate::error::AppError;
 use crate::hub::Hub;
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
 use crate::workers::WorkerRegistry;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tracing::instrument;
 
 pub use dispatcher::{Dispatcher, LocalOutput, LocalRun, LocalRuns};
+pub use queue::{EnvView, RunRequest, Target};
 
 mod dispatcher;
 pub mod lease;
 mod moves;
+mod queue;
 mod report;
-
-/// A run as asked for, already validated.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    pub username: String,
-    pub env_id: u32,
-    pub path: String,
-    pub timeout_s: u64,
-}
 
 /// The scheduler; cheap to clone.
 #[derive(Clone)]
@@ -38,6 +34,12 @@ pub struct Scheduler {
     dispatcher: Arc<dyn Dispatcher>,
     /// Remote workers that reported lately (`GET /api/workers`).
     workers: WorkerRegistry,
+    /// The environments in use (`--envs` or `--envs-file`).
+    envs: Environments,
+    /// Set on SIGTERM: nothing new starts, queued runs stay queued.
+    stopping: Arc<AtomicBool>,
+    /// The environment views last sent as `envChanged` (all but plain free ones).
+    env_views: Arc<Mutex<HashMap<u32, EnvView>>>,
 }
 
 impl Scheduler {
@@ -48,6 +50,7 @@ impl Scheduler {
         hub: Hub,
         writer: LogWriter,
         dispatcher: Arc<dyn Dispatcher>,
+        envs: Environments,
     ) -> Scheduler {
         Scheduler {
             config,
@@ -56,7 +59,20 @@ impl Scheduler {
             writer,
             dispatcher,
             workers: WorkerRegistry::default(),
+            envs,
+            stopping: Arc::new(AtomicBool::new(false)),
+            env_views: Arc::default(),
         }
+    }
+
+    /// The environments in use.
+    pub fn environments(&self) -> &Environments {
+        &self.envs
+    }
+
+    /// True once the server is stopping: nothing new starts.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// The registry of remote workers this scheduler keeps up to date.
@@ -67,26 +83,6 @@ impl Scheduler {
     /// The server's settings.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// Admits a run: stored as `created` unless its environment is held (then
-    /// `EnvBusy`), announced, and handed to the dispatcher. Blocking.
-    #[instrument(skip(self, req), fields(env_id = req.env_id, path = %req.path, user = %req.username))]
-    pub fn create(&self, req: RunRequest) -> Result<Run, AppError> {
-        let new = runs::NewRun {
-            username: req.username,
-            env_id: req.env_id,
-            path: req.path,
-            timeout_s: req.timeout_s,
-            created_at: now(),
-        };
-        let run = runs::insert(&*self.store.conn()?, &new)?;
-        tracing::info!(run_id = run.id, user = %run.username, "run queued");
-        self.hub.publish_run("taskAdded", &run);
-        if let Err(e) = self.dispatcher.submit(&run) {
-            tracing::error!(run_id = run.id, error = %e, "dispatch failed; the run waits for the next start");
-        }
-        Ok(run)
     }
 
     /// Stops a `queued`, `created` or `running` run. Blocking.
@@ -170,6 +166,7 @@ impl Scheduler {
     /// Before the server exits: runs executing here are stopped (their process
     /// groups with them) and end `unknown`, waiting at most `grace`.
     pub fn shutdown(&self, grace: std::time::Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.dispatcher.shutdown(grace);
         if let Err(e) = self.writer.flush() {
             tracing::warn!(error = %e, "could not flush the log writer at shutdown");
@@ -215,6 +212,8 @@ impl Scheduler {
                 }
             }
         }
+        // Queued runs waited through the restart in their order.
+        self.fill_now()?;
         Ok(())
     }
 }

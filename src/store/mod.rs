@@ -4,6 +4,7 @@
 
 pub mod logs;
 pub mod migrate;
+pub mod queue;
 pub mod remote;
 pub mod runs;
 pub mod writer;

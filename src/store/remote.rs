@@ -188,10 +188,14 @@ mod tests {
             &c,
             &runs::NewRun {
                 username: "bob".into(),
-                env_id: 1,
+                env_id: Some(1),
+                status: RunStatus::Created,
                 path: "./tests/".into(),
                 timeout_s: 60,
                 created_at: "x".into(),
+                priority: 0,
+                labels: None,
+                queue_deadline_ms: None,
             },
         )
         .expect("run");

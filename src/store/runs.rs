@@ -6,7 +6,8 @@ use crate::domain::{EnvHold, Run, RunId, RunStatus, Transition};
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension, Row};
 
 const COLUMNS: &str =
-    "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker";
+    "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker,
+     priority, labels, queue_position, eta";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     let status: String = r.get(5)?;
@@ -15,7 +16,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         id: r.get(0)?,
         username: r.get(1)?,
         created_at: r.get(2)?,
-        env_id: r.get(3)?,
+        env_id: r.get::<_, Option<u32>>(3)?.filter(|e| *e > 0),
         path: r.get(4)?,
         status: RunStatus::parse(&status).unwrap_or(RunStatus::Unknown),
         logs: lines > 0,
@@ -25,6 +26,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         timeout_s: r.get::<_, i64>(10)?.max(0) as u64,
         lines: lines.max(0) as u64,
         worker: r.get(11)?,
+        priority: r.get(12)?,
+        labels: r
+            .get::<_, Option<String>>(13)?
+            .and_then(|l| serde_json::from_str(&l).ok()),
+        queue_position: r.get::<_, Option<i64>>(14)?.map(|p| p.max(0) as u64),
+        eta: r.get(15)?,
     })
 }
 
@@ -32,18 +39,44 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub username: String,
-    pub env_id: u32,
+    /// The environment it takes now (`created`), or waits for (`queued`; `None`
+    /// while a label run waits for any that fits).
+    pub env_id: Option<u32>,
+    /// `created` (holding `env_id`) or `queued` (holding nothing).
+    pub status: RunStatus,
     pub path: String,
     pub timeout_s: u64,
     pub created_at: String,
+    pub priority: i32,
+    pub labels: Option<Vec<String>>,
+    /// A queued run still waiting then (ms since the epoch) ends cancelled.
+    pub queue_deadline_ms: Option<i64>,
 }
 
-/// Inserts a `created` run that holds its environment, or tells who holds it.
+/// Inserts a run: `created` holding its environment (or `EnvBusy`, naming who
+/// holds it), or `queued` holding none.
 pub fn insert(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
+    let holds = new.status == RunStatus::Created;
+    let env = new.env_id.unwrap_or(0);
+    let labels = new
+        .labels
+        .as_ref()
+        .map(|l| serde_json::Value::from(l.clone()).to_string());
     let res = conn.execute(
-        "INSERT INTO runs (username, env_id, path, status, created_at, timeout_s, holds_env)
-         VALUES (?1, ?2, ?3, 'created', ?4, ?5, 1)",
-        params![new.username, new.env_id, new.path, new.created_at, new.timeout_s as i64],
+        "INSERT INTO runs (username, env_id, path, status, created_at, timeout_s, holds_env, priority, labels, queue_deadline_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            new.username,
+            env,
+            new.path,
+            new.status.as_str(),
+            new.created_at,
+            new.timeout_s as i64,
+            holds,
+            new.priority,
+            labels,
+            new.queue_deadline_ms
+        ],
     );
     match res {
         Ok(_) => {
@@ -51,11 +84,8 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
             get(conn, id)?.ok_or(StoreError::NotFound(id))
         }
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            let run_id = env_holder(conn, new.env_id)?.unwrap_or(0);
-            Err(StoreError::EnvBusy {
-                env_id: new.env_id,
-                run_id,
-            })
+            let run_id = env_holder(conn, env)?.unwrap_or(0);
+            Err(StoreError::EnvBusy { env_id: env, run_id })
         }
         Err(e) => Err(e.into()),
     }
@@ -153,11 +183,18 @@ pub fn set_process_group(conn: &Connection, id: RunId, pgid: i32, start: u64) ->
 /// False when the run was not there (someone else moved it first).
 pub fn apply(conn: &Connection, id: RunId, t: &Transition, now: &str) -> Result<bool, StoreError> {
     let release = t.env == EnvHold::Release;
+    let take = match t.env {
+        EnvHold::Take(env) => Some(env),
+        _ => None,
+    };
     let claim = t.claim.as_ref();
     let n = conn
         .prepare_cached(
             "UPDATE runs SET status = ?3,
-                holds_env = CASE WHEN ?4 THEN 0 ELSE holds_env END,
+                holds_env = CASE WHEN ?4 THEN 0 WHEN ?12 IS NOT NULL THEN 1 ELSE holds_env END,
+                env_id = COALESCE(?12, env_id),
+                queue_position = NULL,
+                eta = NULL,
                 pgid = CASE WHEN ?4 THEN NULL ELSE pgid END,
                 exit_code = COALESCE(?5, exit_code),
                 started_at = CASE WHEN ?6 THEN ?8 ELSE started_at END,
@@ -178,6 +215,7 @@ pub fn apply(conn: &Connection, id: RunId, t: &Transition, now: &str) -> Result<
             claim.map(|c| c.worker.as_str()),
             claim.map(|c| c.lease_until_ms),
             claim.map(|c| c.token_hash.as_str()),
+            take,
         ])?;
     Ok(n == 1)
 }
