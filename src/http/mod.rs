@@ -3,6 +3,7 @@
 //! code lives here.
 
 pub mod dto;
+pub mod envs;
 pub mod health;
 pub mod runs;
 pub mod spa;
@@ -30,7 +31,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api")
                 .service(resource("/tests").get(test_tree::list))
-                .service(resource("/envs").get(runs::envs))
+                .service(resource("/envs").get(envs::list))
+                .service(resource("/envs/config").get(envs::config))
+                .service(resource("/envs/{id}").get(envs::get))
+                .service(resource("/envs/{id}/disable").post(envs::disable))
+                .service(resource("/envs/{id}/enable").post(envs::enable))
                 .service(resource("/workers").get(workers::list))
                 .service(resource("/workers/heartbeat").post(workers::heartbeat))
                 .service(resource("/testruns").get(runs::list).post(runs::create))

@@ -186,17 +186,3 @@ pub async fn log_txt(path: web::Path<String>, state: web::Data<AppState>) -> Res
         .insert_header(("Content-Disposition", format!("inline; filename=\"run-{id}.log\"")))
         .streaming(pages))
 }
-
-/// `GET /api/envs`: every valid environment and the run holding it, if any.
-pub async fn envs(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let store = state.store.clone();
-    let held = web::block(move || -> Result<_, AppError> { Ok(runs::held_envs(&*store.conn()?)?) }).await??;
-    let held: std::collections::HashMap<u32, RunId> = held.into_iter().collect();
-    let list: Vec<_> = state
-        .config
-        .envs
-        .ids()
-        .map(|id| json!({ "id": id, "run_id": held.get(&id) }))
-        .collect();
-    Ok(HttpResponse::Ok().json(list))
-}

@@ -255,10 +255,10 @@ impl TestApp {
         }
     }
 
-    /// Waits until run `id` has finished (not created/running).
+    /// Waits until run `id` has finished (not queued/created/running).
     pub fn wait_finished(&self, id: i64, timeout: Duration) -> Value {
         self.wait_run(id, timeout, |r| {
-            !matches!(r["status"].as_str(), Some("created") | Some("running"))
+            !matches!(r["status"].as_str(), Some("queued") | Some("created") | Some("running"))
         })
     }
 

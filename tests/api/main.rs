@@ -4,6 +4,7 @@
 
 mod cli;
 mod helpers;
+mod queue;
 mod recovery;
 mod runs;
 mod spa;

@@ -1,0 +1,96 @@
+//! Handlers of `/api/envs…`: the environments, their queues, disable and
+//! enable, and the state of the envs file. Thin: one scheduler call each.
+
+use super::dto;
+use crate::domain::catalog::is_bidi_control;
+use crate::error::AppError;
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+
+fn env_id(raw: &str) -> Result<u32, AppError> {
+    raw.parse::<u32>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::NotFound(format!("Environment {raw} not found")))
+}
+
+/// `GET /api/envs`: every environment with its state, holder and queue length.
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let scheduler = state.scheduler.clone();
+    let envs = web::block(move || scheduler.envs()).await??;
+    Ok(HttpResponse::Ok().json(envs))
+}
+
+/// `GET /api/envs/{id}`: one environment and its queue in order.
+pub async fn get(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let id = env_id(&path)?;
+    let scheduler = state.scheduler.clone();
+    let env = web::block(move || scheduler.env(id)).await??;
+    env.map(|e| HttpResponse::Ok().json(e))
+        .ok_or_else(|| AppError::NotFound(format!("Environment {id} not found")))
+}
+
+/// `GET /api/envs/config`: the envs file in use and why a newer text is not.
+pub async fn config(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.scheduler.environments().status())
+}
+
+/// `POST /api/envs/{id}/disable` `{"reason"}`.
+pub async fn disable(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = env_id(&path)?;
+    let fields = dto::json_body(&req, payload).await?;
+    let mut errors = crate::error::FieldErrors::new();
+    dto::unknown_fields(&fields, &["reason"], &mut errors);
+    let reason = match fields.get("reason") {
+        Some(Value::String(r)) if (1..=200).contains(&r.chars().count()) => {
+            if r.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+                errors
+                    .entry("reason".into())
+                    .or_default()
+                    .push("Control and bidi-override characters are not allowed.".into());
+            }
+            r.clone()
+        }
+        Some(Value::String(_)) => {
+            errors
+                .entry("reason".into())
+                .or_default()
+                .push("Length must be between 1 and 200.".into());
+            String::new()
+        }
+        None | Some(Value::Null) => {
+            errors
+                .entry("reason".into())
+                .or_default()
+                .push("Missing data for required field.".into());
+            String::new()
+        }
+        Some(_) => {
+            errors
+                .entry("reason".into())
+                .or_default()
+                .push("Not a valid string.".into());
+            String::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let scheduler = state.scheduler.clone();
+    let env = web::block(move || scheduler.set_disabled(id, Some(&reason))).await??;
+    Ok(HttpResponse::Ok().json(env))
+}
+
+/// `POST /api/envs/{id}/enable`.
+pub async fn enable(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let id = env_id(&path)?;
+    let scheduler = state.scheduler.clone();
+    let env = web::block(move || scheduler.set_disabled(id, None)).await??;
+    Ok(HttpResponse::Ok().json(env))
+}
