@@ -9,12 +9,14 @@ use crate::error::AppError;
 use crate::hub::{Hub, LogEvent};
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
-use crate::workers::WorkerRegistry;
 use std::sync::Arc;
 use tracing::instrument;
 
 pub mod lease;
 mod report;
+pub mod worker_registry;
+
+use worker_registry::WorkerRegistry;
 
 /// A run as asked for, already validated.
 #[derive(Debug, Clone)]

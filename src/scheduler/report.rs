@@ -6,12 +6,12 @@
 //! the one [`LogWriter`](crate::store::writer::LogWriter); status moves through
 //! the scheduler's own functions, so hub events fire as for embedded runs.
 
+use super::worker_registry::WorkerInfo;
 use super::Scheduler;
 use crate::domain::{lines::split_text, run::now, RunId, RunStatus};
 use crate::error::AppError;
 use crate::hub::LogEvent;
 use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
-use crate::workers::WorkerInfo;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tracing::instrument;
