@@ -5,6 +5,7 @@
 mod cli;
 mod helpers;
 mod recovery;
+mod run_process;
 mod runs;
 mod spa;
 mod workers;
