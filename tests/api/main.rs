@@ -8,5 +8,6 @@ mod recovery;
 mod run_process;
 mod runs;
 mod spa;
+mod symlinks;
 mod workers;
 mod ws;
