@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod redis;
+pub mod stream;
 
 use crate::domain::{Run, RunId};
 

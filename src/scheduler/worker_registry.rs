@@ -1,10 +1,16 @@
 //! The registry of connected remote workers (`GET /api/workers`, `workersChanged`).
-//! It only remembers what workers said about themselves and when.
+//! It only remembers what workers said about themselves and when, and paces
+//! the announcements of its changes: at most one per [`ANNOUNCE_EVERY`],
+//! carrying the latest list, however many heartbeats change it.
 
 use crate::domain::RunId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The shortest time between two `workersChanged` announcements.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
 /// One remote worker as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +27,26 @@ pub struct WorkerInfo {
 #[derive(Clone, Default)]
 pub struct WorkerRegistry {
     inner: Arc<Mutex<BTreeMap<String, (WorkerInfo, std::time::Instant)>>>,
+    announce: Arc<Mutex<Pace>>,
+}
+
+/// When the list was last announced, and whether a change waits.
+#[derive(Default)]
+struct Pace {
+    last: Option<Instant>,
+    pending: bool,
+}
+
+impl Pace {
+    fn due(&mut self, now: Instant) -> bool {
+        if self.last.is_none_or(|t| now.duration_since(t) >= ANNOUNCE_EVERY) {
+            self.last = Some(now);
+            self.pending = false;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl WorkerRegistry {
@@ -47,5 +73,38 @@ impl WorkerRegistry {
         let before = map.len();
         map.retain(|_, (_, at)| at.elapsed() <= lease);
         map.len() != before
+    }
+
+    /// Notes that the list changed; true if it is to be announced now, else
+    /// [`WorkerRegistry::take_due`] says when.
+    pub fn note_change(&self) -> bool {
+        let mut pace = self.announce.lock().unwrap_or_else(|p| p.into_inner());
+        pace.pending = true;
+        pace.due(Instant::now())
+    }
+
+    /// Whether a change noted earlier is to be announced now (asked every few hundred ms).
+    pub fn take_due(&self) -> bool {
+        let mut pace = self.announce.lock().unwrap_or_else(|p| p.into_inner());
+        pace.pending && pace.due(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_are_paced_and_none_is_lost() {
+        let reg = WorkerRegistry::default();
+        assert!(reg.note_change(), "the first change goes out at once");
+        assert!(!reg.take_due(), "nothing pending");
+        for _ in 0..1000 {
+            assert!(!reg.note_change(), "a burst is held back");
+        }
+        assert!(!reg.take_due());
+        std::thread::sleep(ANNOUNCE_EVERY);
+        assert!(reg.take_due(), "the held-back change goes out once");
+        assert!(!reg.take_due());
     }
 }
