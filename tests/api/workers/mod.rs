@@ -9,6 +9,8 @@
 mod delivery;
 mod failures;
 mod protocol;
+mod run_process;
+mod secret;
 
 use crate::helpers::*;
 use serde_json::{json, Value};
