@@ -336,3 +336,130 @@ fn a_flood_of_heartbeats_sends_browsers_few_worker_lists() {
         "{frames} workersChanged frames for {N} heartbeats sent in {sent_in:?} (at most {allowed})"
     );
 }
+
+/// A child process killed when dropped (also when the test fails).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `KEY=VALUE` lines of an environment file, as compose reads them.
+fn env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())))
+        .collect()
+}
+
+#[test]
+fn the_compose_settings_serve_and_work_with_the_secret_from_the_env_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).expect("compose.yaml");
+    let settings: Vec<&str> = compose.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    assert_eq!(
+        settings
+            .iter()
+            .filter(|l| l.trim() == "env_file: testscheduler.env")
+            .count(),
+        2,
+        "server and workers read the env file"
+    );
+    assert!(
+        !settings.iter().any(|l| l.contains("WORKER_SECRET")),
+        "the secret is not written into compose.yaml"
+    );
+    let ignored = std::fs::read_to_string(root.join(".gitignore")).expect(".gitignore");
+    assert!(
+        ignored.lines().any(|l| l == "testscheduler.env"),
+        "the env file is never committed"
+    );
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    assert!(
+        dockerfile.contains("TESTSCHEDULER_BIND=0.0.0.0:8000"),
+        "the image serves on 0.0.0.0"
+    );
+    assert!(!dockerfile
+        .lines()
+        .any(|l| !l.starts_with('#') && l.contains("WORKER_SECRET")));
+
+    // The same variables on the real binary: the image's, compose's, the env file's.
+    let redis = Redis::start();
+    let project = tempfile::tempdir().expect("tmp");
+    for (path, body) in DEFAULT_TESTS {
+        let p = project.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+    let secret_env = env_file(&format!(
+        "# made as compose.yaml says\nTESTSCHEDULER_WORKER_SECRET={SECRET}\n"
+    ));
+    let prefix = prefix();
+    let common = [
+        ("TESTSCHEDULER_REDIS", redis.url()),
+        ("TESTSCHEDULER_REDIS_PREFIX", prefix.clone()),
+        ("TESTSCHEDULER_PROJECT_DIR", project.path().display().to_string()),
+    ];
+    let mut server = Command::new(BIN);
+    server
+        .arg("serve")
+        .env("TESTSCHEDULER_BIND", "0.0.0.0:0")
+        .env("TESTSCHEDULER_DATABASE", project.path().join("ts.db"))
+        .envs(common.iter().cloned())
+        .envs(secret_env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut server = KillOnDrop(server.spawn().expect("server starts"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.0.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let port = port.unwrap_or_else(|| panic!("the server did not start with the compose settings: {line:?}"));
+    let base = format!("http://127.0.0.1:{port}");
+    let log = project.path().join("worker.log");
+    let worker = Command::new(BIN)
+        .args(["worker", "--slots", "2"])
+        .env("TESTSCHEDULER_SERVER", &base)
+        .envs(common.iter().cloned())
+        .envs(secret_env.iter().cloned())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("worker starts");
+    let _worker = KillOnDrop(worker);
+    let created: Value = ureq::post(&format!("{base}/api/testruns"))
+        .send_json(json!({"username": "compose", "env_id": 1, "path": "./tests/test_quick.py"}))
+        .expect("queued")
+        .into_json()
+        .expect("json");
+    let id = id_of(&created);
+    let mut status = Value::Null;
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        let run: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
+            .call()
+            .expect("get")
+            .into_json()
+            .expect("json");
+        status = run["status"].clone();
+        if status != "created" && status != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        status,
+        "succeeded",
+        "worker log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
