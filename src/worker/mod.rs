@@ -65,8 +65,20 @@ impl WorkerOptions {
         }
         let project_dir = crate::config::project_dir(&args.project_dir)?;
         let id = match args.id {
-            Some(id) if (1..=200).contains(&id.chars().count()) => id,
-            Some(_) => return Err(bad("--id", "must be 1 to 200 characters".into())),
+            Some(id)
+                if (1..=200).contains(&id.chars().count())
+                    && !id
+                        .chars()
+                        .any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')) =>
+            {
+                id
+            }
+            Some(_) => {
+                return Err(bad(
+                    "--id",
+                    "must be 1 to 200 characters, none a control or bidi-override character".into(),
+                ))
+            }
             None => format!("{}-{}", host_name(), std::process::id()),
         };
         let secret = args.worker_secret.resolve()?;
@@ -232,5 +244,25 @@ mod tests {
         let e =
             WorkerOptions::from_args(args(&["--redis", "nope://x", "--server", "http://srv"])).expect_err("bad redis");
         assert_eq!(e.flag, "--redis");
+        let e = WorkerOptions::from_args(args(&[
+            "--redis",
+            "redis://x",
+            "--server",
+            "http://srv",
+            "--id",
+            "a\u{1b}b",
+        ]))
+        .expect_err("bad id");
+        assert_eq!(e.flag, "--id");
+        let o = WorkerOptions::from_args(args(&[
+            "--redis",
+            "redis://x",
+            "--server",
+            "http://srv",
+            "--worker-secret",
+            "s",
+        ]))
+        .expect("valid");
+        assert!(o.secret.is_some_and(|s| s.matches(b"s")));
     }
 }
