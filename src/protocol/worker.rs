@@ -331,6 +331,22 @@ pub struct Heartbeat {
     pub slots: u64,
     #[serde(default)]
     pub running: Vec<RunId>,
+    /// Job messages the worker refused since its last heartbeat (their
+    /// signature did not verify), so the server's log shows forgeries too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedJob>,
+}
+
+/// A job message a worker would not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedJob {
+    /// The stream entry's id.
+    pub msg_id: String,
+    /// The entry's `id` field as it was written (anyone may have written it).
+    #[serde(default)]
+    pub run_id: String,
+    /// Why, in words.
+    pub reason: String,
 }
 
 fn one() -> u64 {
@@ -510,6 +526,8 @@ mod tests {
     fn heartbeats_parse_with_defaults_and_named_errors() {
         let hb = Heartbeat::parse(json!({"id": "w"}).as_object().expect("object")).expect("valid");
         assert_eq!((hb.slots, hb.running.len(), hb.host.as_str()), (1, 0, ""));
+        assert!(hb.refused.is_empty());
+        assert!(!serde_json::to_string(&hb).expect("json").contains("refused"));
         for (body, field) in [
             (json!({}), "id"),
             (json!({"id": ""}), "id"),

@@ -149,7 +149,17 @@ impl Scheduler {
             host,
             slots,
             running,
+            refused,
         } = Heartbeat::parse(fields).map_err(|e| AppError::field(&e.field, e.message))?;
+        for r in refused.iter().take(100) {
+            tracing::error!(
+                worker = %id,
+                msg_id = %r.msg_id.escape_debug(),
+                run_id = %r.run_id.escape_debug(),
+                reason = %r.reason.escape_debug(),
+                "a worker refused a job message that does not verify: something other than this server writes to the run queue"
+            );
+        }
         let conn = self.store.conn()?;
         let lease = self.config.lease;
         remote::renew_worker_leases(&conn, &id, &running, now_ms() + lease.as_millis() as i64)?;

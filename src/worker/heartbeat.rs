@@ -29,11 +29,13 @@ impl Worker {
         let mut backoff = Backoff::new();
         let mut logged: Option<(String, Instant)> = None;
         loop {
+            let refused = std::mem::take(&mut *self.refused.lock().unwrap_or_else(|p| p.into_inner()));
             let body = Heartbeat {
                 id: self.opts.id.clone(),
                 host: host.clone(),
                 slots: self.opts.slots as u64,
                 running: self.running().keys().copied().collect(),
+                refused,
             };
             match http.post::<_, HeartbeatReply>(PATH, &body) {
                 Ok(reply) => {
@@ -50,6 +52,11 @@ impl Worker {
                     std::thread::sleep(every);
                 }
                 Err(e) => {
+                    // Told next time.
+                    let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+                    let newer = std::mem::replace(&mut *refused, body.refused);
+                    refused.extend(newer);
+                    drop(refused);
                     if self.server_ok.swap(false, Ordering::SeqCst) {
                         tracing::warn!("the server stopped answering; taking no run until it does");
                     }

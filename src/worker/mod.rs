@@ -22,7 +22,7 @@ mod spool;
 use crate::config::{ConfigError, WorkerArgs};
 use crate::dispatch::stream::Keys;
 use crate::domain::RunId;
-use crate::protocol::worker::WorkerSecret;
+use crate::protocol::worker::{RefusedJob, WorkerSecret};
 use crate::runner::StopFlag;
 use http::Http;
 use std::collections::BTreeMap;
@@ -115,6 +115,8 @@ pub(crate) struct Worker {
     draining: AtomicBool,
     /// Whether the server answered the last heartbeat: runs are taken only then.
     server_ok: AtomicBool,
+    /// Messages refused since the last heartbeat, for the server to hear of.
+    refused: Mutex<Vec<RefusedJob>>,
 }
 
 impl Worker {
@@ -129,6 +131,7 @@ impl Worker {
             changed: Condvar::new(),
             draining: AtomicBool::new(false),
             server_ok: AtomicBool::new(false),
+            refused: Mutex::new(Vec::new()),
         }))
     }
 

@@ -6,7 +6,7 @@
 use super::http::Backoff;
 use super::Worker;
 use crate::dispatch::stream::{connect, read_reply_entries, GROUP};
-use crate::protocol::worker::{Job, JobError};
+use crate::protocol::worker::{Job, JobError, RefusedJob};
 use crate::runner::StopFlag;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// How long one read from the stream blocks.
 const READ_BLOCK: Duration = Duration::from_secs(1);
+/// At most this many refused messages wait for the next heartbeat.
+const MAX_REFUSED_REPORTED: usize = 100;
 
 impl Worker {
     /// Acknowledges and deletes stream entry `msg_id` (best effort: an entry
@@ -148,13 +150,22 @@ impl Worker {
                     Err(e @ (JobError::Unsigned | JobError::BadSignature)) => {
                         // Not acknowledged: the server deletes it after a lease and, if it
                         // was its own, publishes the run again for a worker with its secret.
+                        let run_id = fields.get("id").cloned().unwrap_or_default();
                         tracing::error!(
                             msg_id = %msg_id,
-                            run_id = fields.get("id").map(String::as_str).unwrap_or("?"),
-                            command = fields.get("command").map(String::as_str).unwrap_or("?"),
+                            run_id = %run_id.escape_debug(),
+                            command = %fields.get("command").map(String::as_str).unwrap_or("").escape_debug(),
                             error = %e,
                             "refused a job message that does not verify; not running it"
                         );
+                        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+                        if refused.len() < MAX_REFUSED_REPORTED {
+                            refused.push(RefusedJob {
+                                msg_id: msg_id.clone(),
+                                run_id: run_id.chars().take(40).collect(),
+                                reason: e.to_string(),
+                            });
+                        }
                     }
                     Err(e) => {
                         tracing::error!(msg_id = %msg_id, error = %e, "malformed message; dropping it");

@@ -163,6 +163,10 @@ fn workers_with_the_secret_run_signed_messages_and_refuse_forged_ones() {
         2,
         "{log}"
     );
+    // The worker tells the server with its next heartbeat.
+    wait_until(T, "the server logged both refusals", || {
+        app.server_log().matches("a worker refused a job message").count() == 2
+    });
 }
 
 #[test]
