@@ -467,3 +467,19 @@ fn the_compose_settings_serve_and_work_with_the_secret_from_the_env_file() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+#[test]
+fn on_loopback_without_a_secret_messages_are_unsigned_and_run() {
+    let redis = Redis::start();
+    let p = prefix();
+    let app = redis_app(&redis, &p, &[]);
+    let id = id_of(&app.queue(4, "./tests/test_quick.py"));
+    let entry = wait_entry(&redis, &p, id);
+    assert!(!entry.contains_key("sig"), "{entry:?}");
+    let _worker = Worker::spawn(&app, &app.base, &redis.url(), &p, "plain", &[]);
+    let run = app.wait_finished(id, T);
+    assert_eq!(
+        (run["status"].as_str(), run["worker"].as_str()),
+        (Some("succeeded"), Some("plain"))
+    );
+}
