@@ -93,6 +93,9 @@ pub struct Run {
     pub lines: u64,
     /// The remote worker holding the run, if any.
     pub worker: Option<String>,
+    /// The first line not stored, when the store could not keep all of the
+    /// run's output (null normally).
+    pub lines_lost_from: Option<u64>,
 }
 
 /// Formats a moment the way the API and the store write it.

@@ -169,13 +169,17 @@ impl Scheduler {
     pub fn finish_local(&self, id: RunId, finished: &Finished) -> Result<(), StoreError> {
         self.writer.flush()?;
         let status = match &finished.outcome {
+            // Output the store gave up on: the run cannot say it passed.
+            _ if self.writer.lost_from(id).is_some() => RunStatus::Unknown,
             Outcome::Exited(0) => RunStatus::Succeeded,
             Outcome::Exited(_) | Outcome::SpawnFailed(_) => RunStatus::Failed,
             Outcome::TimedOut => RunStatus::Timeout,
             Outcome::Cancelled => RunStatus::Cancelled,
             Outcome::Abandoned => RunStatus::Unknown,
         };
-        self.end_run(id, status, finished.exit_code)
+        // A finished run's end is never lost: retried while the database refuses writes.
+        self.store
+            .retry_write("end of run", || self.end_run(id, status, finished.exit_code))
     }
 
     /// Moves a `running` run to `status` and frees its environment; a run the
@@ -224,8 +228,10 @@ impl Scheduler {
     /// groups with them) and end `unknown`, waiting at most `grace`.
     pub fn shutdown(&self, grace: std::time::Duration) {
         self.dispatcher.shutdown(grace);
-        if let Err(e) = self.writer.flush() {
-            tracing::warn!(error = %e, "could not flush the log writer at shutdown");
+        match self.writer.flush_within(grace) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the log writer could not store everything before shutdown"),
+            Err(e) => tracing::warn!(error = %e, "could not flush the log writer at shutdown"),
         }
     }
 

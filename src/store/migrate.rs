@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_remote_workers.sql"),
     include_str!("migrations/0003_remote_dispatch.sql"),
+    include_str!("migrations/0004_lines_lost_from.sql"),
 ];
 
 /// The newest schema version this binary knows.

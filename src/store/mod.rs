@@ -1,6 +1,11 @@
 //! SQLite storage: the pool, the migrations, runs and log lines, and the one
-//! writer thread for log lines. All SQL lives under this module; its functions
-//! take a `&Connection` and return domain types. Nothing here decides a status.
+//! writer thread for log lines (on a connection of its own). All SQL lives
+//! under this module; its functions take a `&Connection` and return domain
+//! types. Nothing here decides a status.
+//!
+//! A database that cannot be written (disk full, I/O error, read-only) is not
+//! an error to give up on: [`Store::retry_write`] and the log writer retry,
+//! and [`Store::unwritable`] tells `/healthz` why it is failing meanwhile.
 
 pub mod logs;
 pub mod migrate;
@@ -9,7 +14,11 @@ pub mod runs;
 pub mod writer;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use std::path::Path;
+use rusqlite::{Connection, ErrorCode};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A pooled SQLite connection.
 pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
@@ -35,35 +44,181 @@ pub enum StoreError {
     TooNew { db: u32, binary: u32 },
     #[error("the log writer has stopped")]
     WriterGone,
+    /// The database answers reads but cannot store anything now (disk full…); retry later.
+    #[error("the database cannot be written: {0}")]
+    Unwritable(String),
+    /// The file is not a usable SQLite database (checked once at start).
+    #[error("not a usable SQLite database ({0}); move it away or restore a backup")]
+    Corrupt(String),
 }
 
-/// The connection pool; cheap to clone.
+impl StoreError {
+    /// Whether this failure is the database refusing to be written for now
+    /// (disk full, I/O error, read-only file, locked too long): worth retrying,
+    /// and what `/healthz` reports.
+    pub fn is_unwritable(&self) -> bool {
+        match self {
+            StoreError::Unwritable(_) => true,
+            StoreError::Pool(_) => true,
+            StoreError::Sql(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    ErrorCode::DiskFull
+                        | ErrorCode::SystemIoFailure
+                        | ErrorCode::ReadOnly
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::DatabaseBusy
+                        | ErrorCode::DatabaseLocked
+                        | ErrorCode::OutOfMemory
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Since when, and why, each kind of write (the log writer's, a run's end…)
+/// has been refused; empty while the database takes writes.
+#[derive(Default)]
+struct WriteHealth(Mutex<HashMap<String, (Instant, String)>>);
+
+impl WriteHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The connection pool and what every connection shares; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    path: Arc<PathBuf>,
+    health: Arc<WriteHealth>,
 }
 
+/// What every connection runs first.
+const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+     PRAGMA busy_timeout = 5000;
+     PRAGMA foreign_keys = ON;
+     PRAGMA synchronous = NORMAL;";
+
+/// Longest pause between two tries of a write the database refused.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it to the newest schema.
+    /// Opens (creating if needed) the database at `path`, checks it once
+    /// (a corrupt or foreign file is refused at once, not after the pool's
+    /// timeout), and migrates it to the newest schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA busy_timeout = 5000;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA synchronous = NORMAL;",
-            )
-        });
+        let mut first = Connection::open(path)?;
+        check(&first)?;
+        migrate::migrate(&mut first)?;
+        drop(first);
+        let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(CONNECTION_PRAGMAS));
         let pool = r2d2::Pool::builder().max_size(8).build(manager)?;
-        let mut conn = pool.get()?;
-        migrate::migrate(&mut conn)?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            path: Arc::new(path.to_path_buf()),
+            health: Arc::default(),
+        })
     }
 
     /// A connection from the pool. Never hold one across an `.await`.
     pub fn conn(&self) -> Result<Conn, StoreError> {
         Ok(self.pool.get()?)
     }
+
+    /// A connection of its own, outside the pool (the log writer's), set up
+    /// as pooled ones are.
+    pub fn dedicated(&self) -> Result<Connection, StoreError> {
+        let c = Connection::open(self.path.as_path())?;
+        c.execute_batch(CONNECTION_PRAGMAS)?;
+        Ok(c)
+    }
+
+    /// Why the database cannot be written, and for how long, or None while it can.
+    pub fn unwritable(&self) -> Option<(Duration, String)> {
+        self.health
+            .lock()
+            .values()
+            .min_by_key(|(since, _)| *since)
+            .map(|(since, why)| (since.elapsed(), why.clone()))
+    }
+
+    /// Records that a write of kind `what` was refused because the database
+    /// cannot be written. Returns how long writes of that kind have been refused.
+    pub fn mark_unwritable(&self, what: &str, why: &str) -> Duration {
+        let mut h = self.health.lock();
+        if h.is_empty() {
+            tracing::error!(reason = why, database = %self.path.display(), "the database cannot be written; retrying");
+        }
+        match h.get_mut(what) {
+            Some((since, reason)) => {
+                if reason != why {
+                    *reason = why.to_string();
+                }
+                since.elapsed()
+            }
+            None => {
+                h.insert(what.to_string(), (Instant::now(), why.to_string()));
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Records that a write of kind `what` went through.
+    pub fn mark_writable(&self, what: &str) {
+        let mut h = self.health.lock();
+        if let Some((since, _)) = h.remove(what) {
+            if h.is_empty() {
+                tracing::info!(
+                    after_ms = since.elapsed().as_millis() as u64,
+                    "the database can be written again"
+                );
+            }
+        }
+    }
+
+    /// Runs the write `f` until the database takes it: a failure that
+    /// [`StoreError::is_unwritable`] is retried with backoff (and reported by
+    /// `/healthz` meanwhile), forever; any other result is returned. For writes
+    /// that must never be lost, such as a finished run's status. Blocking.
+    pub fn retry_write<T>(&self, what: &str, mut f: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match f() {
+                Err(e) if e.is_unwritable() => {
+                    let for_how_long = self.mark_unwritable(what, &e.to_string());
+                    tracing::warn!(what, error = %e, failing_for_s = for_how_long.as_secs(), "write refused; retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+                Ok(v) => {
+                    self.mark_writable(what);
+                    return Ok(v);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The one check at start: the file is an SQLite database whose schema reads
+/// and whose pages hold together.
+fn check(conn: &Connection) -> Result<(), StoreError> {
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    conn.execute_batch(CONNECTION_PRAGMAS).map_err(corrupt)?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+        .map_err(corrupt)?;
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if verdict != "ok" {
+        return Err(StoreError::Corrupt(
+            verdict.split_whitespace().collect::<Vec<_>>().join(" "),
+        ));
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.

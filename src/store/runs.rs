@@ -6,7 +6,7 @@ use crate::domain::{Run, RunId, RunStatus};
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension, Row};
 
 const COLUMNS: &str =
-    "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker";
+    "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker, lines_lost_from";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     let status: String = r.get(5)?;
@@ -25,6 +25,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         timeout_s: r.get::<_, i64>(10)?.max(0) as u64,
         lines: lines.max(0) as u64,
         worker: r.get(11)?,
+        lines_lost_from: r.get::<_, Option<i64>>(12)?.map(|v| v.max(0) as u64),
     })
 }
 

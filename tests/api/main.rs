@@ -7,5 +7,6 @@ mod helpers;
 mod recovery;
 mod runs;
 mod spa;
+mod storage;
 mod workers;
 mod ws;
