@@ -75,6 +75,16 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// The failure in a few words, without the layers' prefixes (for
+    /// `/healthz` and error bodies): e.g. "database or disk is full".
+    pub fn reason(&self) -> String {
+        match self {
+            StoreError::Sql(e) => e.to_string(),
+            StoreError::Unwritable(why) => why.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Since when, and why, each kind of write (the log writer's, a run's end…)
@@ -188,7 +198,7 @@ impl Store {
         loop {
             match f() {
                 Err(e) if e.is_unwritable() => {
-                    let for_how_long = self.mark_unwritable(what, &e.to_string());
+                    let for_how_long = self.mark_unwritable(what, &e.reason());
                     tracing::warn!(what, error = %e, failing_for_s = for_how_long.as_secs(), "write refused; retrying");
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(RETRY_MAX);
@@ -203,22 +213,39 @@ impl Store {
     }
 }
 
+/// How long the check at start may read pages (a big database is checked as
+/// far as this gets: its schema always, its pages for this long).
+const CHECK_BUDGET: Duration = Duration::from_secs(2);
+
 /// The one check at start: the file is an SQLite database whose schema reads
-/// and whose pages hold together.
+/// and whose pages hold together (`PRAGMA quick_check`, within [`CHECK_BUDGET`]).
 fn check(conn: &Connection) -> Result<(), StoreError> {
     let corrupt = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
     conn.execute_batch(CONNECTION_PRAGMAS).map_err(corrupt)?;
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
         .map_err(corrupt)?;
-    let verdict: String = conn
-        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-        .map_err(corrupt)?;
-    if verdict != "ok" {
-        return Err(StoreError::Corrupt(
-            verdict.split_whitespace().collect::<Vec<_>>().join(" "),
-        ));
+    let interrupt = conn.get_interrupt_handle();
+    let (done, stop) = crossbeam_channel::bounded::<()>(1);
+    let timer = std::thread::spawn(move || {
+        if let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECK_BUDGET) {
+            interrupt.interrupt();
+        }
+    });
+    let verdict = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0));
+    let _ = done.send(());
+    let _ = timer.join();
+    match verdict {
+        Ok(v) if v == "ok" => Ok(()),
+        Ok(v) => Err(StoreError::Corrupt(v.split_whitespace().collect::<Vec<_>>().join(" "))),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {
+            tracing::info!(
+                budget_ms = CHECK_BUDGET.as_millis() as u64,
+                "database check stopped at its time budget"
+            );
+            Ok(())
+        }
+        Err(e) => Err(corrupt(e)),
     }
-    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -472,10 +472,7 @@ impl Thread {
     /// The database refused the batch: remote reports get their answer now,
     /// the rest is held for the next try — or dropped, past the give-up time.
     fn refused(&mut self, batch: Vec<Msg>, e: StoreError) {
-        self.reason = match &e {
-            StoreError::Sql(inner) => inner.to_string(),
-            other => other.to_string(),
-        };
+        self.reason = e.reason();
         self.failing_since.get_or_insert_with(Instant::now);
         self.store.mark_unwritable(HEALTH_KEY, &self.reason);
         let shed = self.past_give_up();

@@ -295,3 +295,137 @@ fn a_corrupt_database_is_refused_at_start_at_once_naming_the_file() {
     std::fs::write(&db, &good).expect("write");
     app.start().expect("the intact database starts");
 }
+
+/// A `redis-server` of this test's own on a free loopback port, killed on drop.
+struct Redis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let r = Redis { port, child };
+        let client = redis::Client::open(r.url()).expect("valid url");
+        wait_until(Duration::from_secs(10), "redis answers PING", || {
+            client
+                .get_connection_with_timeout(Duration::from_millis(200))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+        });
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The token of the message for run `id` on `prefix`'s stream, once there is one.
+    fn wait_token(&self, prefix: &str, id: i64) -> String {
+        let client = redis::Client::open(self.url()).expect("valid url");
+        let mut token = None;
+        wait_until(Duration::from_secs(60), "the run to be published", || {
+            let reply: redis::streams::StreamRangeReply = client
+                .get_connection_with_timeout(Duration::from_secs(2))
+                .and_then(|mut c| {
+                    redis::cmd("XRANGE")
+                        .arg(format!("{prefix}runs"))
+                        .arg("-")
+                        .arg("+")
+                        .query(&mut c)
+                })
+                .unwrap_or_default();
+            token = reply
+                .ids
+                .iter()
+                .filter(|e| e.get::<i64>("id") == Some(id))
+                .find_map(|e| e.get::<String>("token"));
+            token.is_some()
+        });
+        token.expect("a token")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_a_remote_worker_503_and_its_retry_stores_every_line() {
+    let Some(fs) = SmallFs::mount("16m") else { return };
+    let redis = Redis::start();
+    let prefix = format!("ts-storage-{}:", std::process::id());
+    let url = redis.url();
+    let mut app = spawn_app_with(Opts::default().args(&["--redis", &url, "--redis-prefix", &prefix, "--workers", "0"]));
+    app.kill();
+    app.db = fs.path().join("ts.db");
+    app.start().expect("server starts on the small filesystem");
+    let id = app.queue(2, "./tests/test_quick.py")["id"].as_i64().expect("id");
+    let token = redis.wait_token(&prefix, id);
+    let path = format!("/api/testruns/{id}");
+    let (status, reply) = app.post(
+        &path,
+        serde_json::json!({"token": token, "status": "running", "worker": "w"}),
+    );
+    assert_eq!(status, 200, "{reply}");
+
+    let filler = fs.fill();
+    // Reports of lines are refused with 503 (the worker keeps them and
+    // retries), never taken and dropped. Each batch is big enough that the
+    // database needs new space for it.
+    let batch: Vec<String> = (0..2_000)
+        .map(|i| format!("remote {i:06} {}", "y".repeat(200)))
+        .collect();
+    let mut next = 0u64;
+    let mut refused = None;
+    for _ in 0..50 {
+        let (status, reply) = app.post(&path, serde_json::json!({"token": token, "from": next, "lines": batch}));
+        match status {
+            200 => next += batch.len() as u64,
+            _ => {
+                refused = Some((status, reply));
+                break;
+            }
+        }
+    }
+    let (status, reply) = refused.expect("a full disk refuses some report");
+    assert_eq!((status, reply["code"].as_str()), (503, Some("unavailable")), "{reply}");
+
+    // Space comes back: the same report goes through; nothing is missing.
+    std::fs::remove_file(filler).expect("free space");
+    let (status, reply) = app.post(&path, serde_json::json!({"token": token, "from": next, "lines": batch}));
+    assert_eq!(status, 200, "{reply}");
+    next += batch.len() as u64;
+    let (status, reply) = app.post(
+        &path,
+        serde_json::json!({"token": token, "status": "succeeded", "exit_code": 0, "total": next}),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let run = app.wait_finished(id, Duration::from_secs(30));
+    assert_eq!(
+        (run["status"].as_str(), run["lines"].as_u64()),
+        (Some("succeeded"), Some(next))
+    );
+    assert!(run["lines_lost_from"].is_null());
+    let lines = app.log_lines(id);
+    assert_eq!(lines.len() as u64, next);
+    let in_order = lines
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l.starts_with(&format!("remote {:06} ", i % 2_000)));
+    assert!(in_order, "each line once, in order");
+}
