@@ -8,11 +8,8 @@ use serde_json::json;
 
 /// `GET /healthz`
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    if let Some((for_how_long, why)) = state.store.unwritable() {
-        return Err(AppError::Unavailable(format!(
-            "The database cannot be written (for {} s): {why}",
-            for_how_long.as_secs()
-        )));
+    if let Some(why) = state.store.unwritable() {
+        return Err(AppError::Unavailable(format!("The database cannot be written: {why}")));
     }
     let store = state.store.clone();
     web::block(move || -> Result<(), AppError> {

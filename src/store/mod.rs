@@ -146,13 +146,22 @@ impl Store {
         Ok(c)
     }
 
-    /// Why the database cannot be written, and for how long, or None while it can.
-    pub fn unwritable(&self) -> Option<(Duration, String)> {
-        self.health
+    /// Why the database cannot be written, or None while it can: a write
+    /// refused lately and not yet retried with success, or a filesystem too
+    /// full for the next write that needs space (seen before any write fails,
+    /// whichever code writes).
+    pub fn unwritable(&self) -> Option<String> {
+        let refused = self
+            .health
             .lock()
             .values()
             .min_by_key(|(since, _)| *since)
-            .map(|(since, why)| (since.elapsed(), why.clone()))
+            .map(|(since, why)| format!("{why} (for {} s)", since.elapsed().as_secs()));
+        refused.or_else(|| {
+            let free = free_bytes(&self.path)?;
+            (free < FULL_BELOW)
+                .then(|| format!("the filesystem of {} is full ({free} bytes free)", self.path.display()))
+        })
     }
 
     /// Records that a write of kind `what` was refused because the database
@@ -211,6 +220,21 @@ impl Store {
             }
         }
     }
+}
+
+/// Free space below which a write that needs new pages fails (a few pages).
+const FULL_BELOW: u64 = 64 * 1024;
+
+/// Free bytes on the filesystem holding `db`, the reserved blocks included
+/// (so a root server is never told "full" while it can write; for others a
+/// refused write says it); None if that cannot be asked.
+fn free_bytes(db: &Path) -> Option<u64> {
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some((st.blocks_free() as u64).saturating_mul(st.fragment_size() as u64))
 }
 
 /// How long the check at start may read pages (a big database is checked as

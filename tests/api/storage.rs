@@ -404,6 +404,12 @@ fn a_full_disk_answers_a_remote_worker_503_and_its_retry_stores_every_line() {
     }
     let (status, reply) = refused.expect("a full disk refuses some report");
     assert_eq!((status, reply["code"].as_str()), (503, Some("unavailable")), "{reply}");
+    let (status, health) = healthz(&app);
+    assert_eq!(
+        (status, health["code"].as_str()),
+        (503, Some("unavailable")),
+        "{health}"
+    );
 
     // Space comes back: the same report goes through; nothing is missing.
     std::fs::remove_file(filler).expect("free space");
@@ -428,4 +434,5 @@ fn a_full_disk_answers_a_remote_worker_503_and_its_retry_stores_every_line() {
         .enumerate()
         .all(|(i, l)| l.starts_with(&format!("remote {:06} ", i % 2_000)));
     assert!(in_order, "each line once, in order");
+    assert_eq!(healthz(&app).0, 200);
 }
