@@ -204,11 +204,15 @@ impl Store {
     /// that must never be lost, such as a finished run's status. Blocking.
     pub fn retry_write<T>(&self, what: &str, mut f: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut pause = Duration::from_millis(50);
+        let mut tries: u64 = 0;
         loop {
             match f() {
                 Err(e) if e.is_unwritable() => {
                     let for_how_long = self.mark_unwritable(what, &e.reason());
-                    tracing::warn!(what, error = %e, failing_for_s = for_how_long.as_secs(), "write refused; retrying");
+                    if tries.is_multiple_of(30) {
+                        tracing::warn!(what, error = %e, failing_for_s = for_how_long.as_secs(), "write refused; retrying");
+                    }
+                    tries += 1;
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(RETRY_MAX);
                 }
