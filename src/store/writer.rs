@@ -71,7 +71,11 @@ type Lost = Arc<Mutex<HashMap<RunId, u64>>>;
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
+    /// Lines, notes and flushes, kept in order (the push back is here).
     tx: Sender<Msg>,
+    /// Checked appends (remote reports): a channel of their own, so that they
+    /// are answered at once while the ordered channel is held back.
+    checked: Sender<Msg>,
     lost: Lost,
 }
 
@@ -98,7 +102,12 @@ impl LogWriter {
     /// for longer than `give_up` are dropped and their loss recorded.
     pub fn start(store: Store, on_commit: OnCommit, give_up: Duration) -> Result<LogWriter, StoreError> {
         let conn = store.dedicated()?;
-        let (tx, rx) = bounded(CHANNEL);
+        let (tx, ordered) = bounded(CHANNEL);
+        let (checked, checked_rx) = bounded(CHANNEL);
+        let rx = Inbox {
+            ordered,
+            checked: checked_rx,
+        };
         let lost = Lost::default();
         let thread = Thread {
             store,
@@ -116,7 +125,7 @@ impl LogWriter {
             .name("log-writer".into())
             .spawn(move || thread.run(rx))
             .map_err(|e| StoreError::Unwritable(format!("cannot start the log writer: {e}")))?;
-        Ok(LogWriter { tx, lost })
+        Ok(LogWriter { tx, checked, lost })
     }
 
     /// Queues lines without waiting for them to be stored (the embedded
@@ -138,7 +147,7 @@ impl LogWriter {
     /// (remote reports: the worker retries).
     pub fn append_checked(&self, run_id: RunId, from: u64, lines: Vec<String>) -> Result<u64, StoreError> {
         let (reply, rx) = bounded(1);
-        self.tx
+        self.checked
             .send(Msg::Append {
                 run_id,
                 from,
@@ -197,6 +206,40 @@ impl LogWriter {
     }
 }
 
+/// The writer's two channels.
+struct Inbox {
+    ordered: Receiver<Msg>,
+    checked: Receiver<Msg>,
+}
+
+impl Inbox {
+    /// The next message from either channel; None once the handles are gone.
+    fn recv(&self) -> Option<Msg> {
+        crossbeam_channel::select! {
+            recv(self.checked) -> m => m.ok(),
+            recv(self.ordered) -> m => m.ok(),
+        }
+    }
+
+    /// The next message from either channel (or only the checked one) before `deadline`.
+    fn recv_deadline(&self, deadline: Instant, checked_only: bool) -> Result<Msg, RecvTimeoutError> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if checked_only {
+            return self.checked.recv_deadline(deadline);
+        }
+        crossbeam_channel::select! {
+            recv(self.checked) -> m => m.map_err(|_| RecvTimeoutError::Disconnected),
+            recv(self.ordered) -> m => m.map_err(|_| RecvTimeoutError::Disconnected),
+            default(wait) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// A message waiting in either channel (checked ones first).
+    fn try_recv(&self) -> Option<Msg> {
+        self.checked.try_recv().ok().or_else(|| self.ordered.try_recv().ok())
+    }
+}
+
 /// A loss not yet recorded in the database.
 struct Mark {
     run_id: RunId,
@@ -232,7 +275,7 @@ enum Done {
 }
 
 impl Thread {
-    fn run(mut self, rx: Receiver<Msg>) {
+    fn run(mut self, rx: Inbox) {
         loop {
             let mut gone = false;
             let idle = self.held.is_empty() && self.marks.is_empty();
@@ -240,31 +283,30 @@ impl Thread {
                 // Nothing to retry: wait for work (a refusal is only over
                 // once a real write goes through).
                 match rx.recv() {
-                    Ok(first) => {
+                    Some(first) => {
                         let mut batch = std::mem::take(&mut self.held);
                         batch.push(first);
                         self.top_up(batch, &rx)
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             } else {
-                // Nothing is taken from the channel while we wait (push back),
-                // unless the held lines were given up on: then what arrives is
-                // dropped (and recorded) at once, so the runs can end.
+                // Nothing is taken from the ordered channel while we wait
+                // (push back), unless the held lines were given up on: then
+                // what arrives is dropped (and recorded) at once, so the runs
+                // can end. Remote reports are answered meanwhile.
                 let next_try = Instant::now() + self.pause;
-                if self.past_give_up() {
-                    loop {
-                        match rx.recv_deadline(next_try) {
-                            Ok(m) => self.shed(m),
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => {
-                                gone = true;
-                                break;
-                            }
+                let shedding = self.past_give_up();
+                loop {
+                    match rx.recv_deadline(next_try, !shedding) {
+                        Ok(m) if shedding => self.shed(m),
+                        Ok(m) => self.refuse(m),
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            gone = true;
+                            break;
                         }
                     }
-                } else {
-                    std::thread::sleep(self.pause);
                 }
                 self.pause = (self.pause * 2).min(RETRY_MAX);
                 let held = std::mem::take(&mut self.held);
@@ -280,20 +322,20 @@ impl Thread {
     }
 
     /// Adds what is waiting in the channel to `batch`, up to one transaction's worth.
-    fn top_up(&self, mut batch: Vec<Msg>, rx: &Receiver<Msg>) -> Vec<Msg> {
+    fn top_up(&self, mut batch: Vec<Msg>, rx: &Inbox) -> Vec<Msg> {
         let (mut lines, mut bytes) = batch
             .iter()
             .map(Msg::weight)
             .fold((0, 0), |a, w| (a.0 + w.0, a.1 + w.1));
         while lines < BATCH_LINES && bytes < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(m) => {
+                Some(m) => {
                     let (l, b) = m.weight();
                     lines += l;
                     bytes += b;
                     batch.push(m);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         batch
@@ -480,13 +522,18 @@ impl Thread {
             if shed {
                 self.shed(m);
             } else {
-                match m {
-                    Msg::Append { reply: Some(reply), .. } | Msg::Note { reply, .. } => {
-                        let _ = reply.send(Err(StoreError::Unwritable(self.reason.clone())));
-                    }
-                    other => self.held.push(other),
-                }
+                self.refuse(m);
             }
+        }
+    }
+
+    /// Before the give-up time: answers a checked message now, holds the rest.
+    fn refuse(&mut self, m: Msg) {
+        match m {
+            Msg::Append { reply: Some(reply), .. } | Msg::Note { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Unwritable(self.reason.clone())));
+            }
+            other => self.held.push(other),
         }
     }
 
