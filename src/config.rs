@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Another origin whose pages may open /ws (repeatable), e.g. http://localhost:5173.
     #[arg(long = "allowed-origin", env = "TESTSCHEDULER_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Seconds the database may refuse every write (disk full) before the
+    /// output held meanwhile is dropped and its runs end `unknown` (tests set it low).
+    #[arg(long, env = "TESTSCHEDULER_STORE_GIVE_UP", default_value_t = 180, value_name = "SECONDS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_give_up: u64,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -192,6 +196,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Proves remote workers' requests and signs job messages; `None` only on loopback.
     pub worker_secret: Option<WorkerSecret>,
+    /// How long the database may refuse every write before held output is dropped.
+    pub store_give_up: Duration,
 }
 
 impl Config {
@@ -287,6 +293,7 @@ impl Config {
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_string())
                 .collect(),
+            store_give_up: Duration::from_secs(args.store_give_up),
         })
     }
 

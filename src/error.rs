@@ -160,6 +160,9 @@ impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> AppError {
         use crate::store::StoreError as S;
         match e {
+            e if e.is_unwritable() => {
+                AppError::Unavailable(format!("The database cannot be written now: {}", e.reason()))
+            }
             S::Pool(e) => e.into(),
             S::Sql(e) => e.into(),
             S::EnvBusy { env_id, run_id } => AppError::EnvBusy { env_id, run_id },

@@ -48,7 +48,15 @@ impl Application {
             source,
         })?;
         let hub = Hub::new();
-        let writer = LogWriter::start(store.clone(), announce_lines(store.clone(), hub.clone()))?;
+        let writer = LogWriter::start(
+            store.clone(),
+            announce_lines(store.clone(), hub.clone()),
+            config.store_give_up,
+        )
+        .map_err(|source| StartError::Store {
+            path: config.database.display().to_string(),
+            source,
+        })?;
         let tests = TestTree::new(&config.project_dir, &config.tests_dir);
         let (local_dispatcher, pool) = local::channel();
         // With --redis every run goes through Redis; --workers N are then slots

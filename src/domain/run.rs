@@ -101,6 +101,9 @@ pub struct Run {
     pub queue_position: Option<u64>,
     /// Expected start (RFC 3339) while `queued`, null when nothing is known yet.
     pub eta: Option<String>,
+    /// The first line not stored, when the store could not keep all of the
+    /// run's output (null normally).
+    pub lines_lost_from: Option<u64>,
 }
 
 /// Formats a moment the way the API and the store write it.

@@ -8,7 +8,7 @@ use crate::envs_file::Environments;
 use crate::error::AppError;
 use crate::hub::Hub;
 use crate::runner::{Finished, Outcome, Started};
-use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
+use crate::store::{runs, writer::LogWriter, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,13 +131,17 @@ impl Scheduler {
     pub fn finish_local(&self, id: RunId, finished: &Finished) -> Result<(), StoreError> {
         self.writer.flush()?;
         let status = match &finished.outcome {
+            // Output the store gave up on: the run cannot say it passed.
+            _ if self.writer.lost_from(id).is_some() => RunStatus::Unknown,
             Outcome::Exited(0) => RunStatus::Succeeded,
             Outcome::Exited(_) | Outcome::SpawnFailed(_) => RunStatus::Failed,
             Outcome::TimedOut => RunStatus::Timeout,
             Outcome::Cancelled => RunStatus::Cancelled,
             Outcome::Abandoned => RunStatus::Unknown,
         };
-        self.end_run(id, status, finished.exit_code)
+        // A finished run's end is never lost: retried while the database refuses writes.
+        self.store
+            .retry_write("end of run", || self.end_run(id, status, finished.exit_code))
     }
 
     /// Moves a `running` run to `status` and frees its environment; a run the
@@ -154,14 +158,8 @@ impl Scheduler {
     }
 
     /// Appends the server's own last word to run `id`'s log (why it ended).
-    /// Takes and returns its own connection: the log writer needs one too.
     pub(crate) fn note_in_log(&self, id: RunId, note: String) {
-        let res = self
-            .store
-            .conn()
-            .and_then(|conn| logs::count(&conn, id))
-            .and_then(|next| self.writer.append_checked(id, next, vec![note]));
-        if let Err(e) = res {
+        if let Err(e) = self.writer.note(id, note) {
             tracing::warn!(run_id = id, error = %e, "could not add a note to the log");
         }
     }
@@ -171,8 +169,10 @@ impl Scheduler {
     pub fn shutdown(&self, grace: std::time::Duration) {
         self.stopping.store(true, Ordering::SeqCst);
         self.dispatcher.shutdown(grace);
-        if let Err(e) = self.writer.flush() {
-            tracing::warn!(error = %e, "could not flush the log writer at shutdown");
+        match self.writer.flush_within(grace) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the log writer could not store everything before shutdown"),
+            Err(e) => tracing::warn!(error = %e, "could not flush the log writer at shutdown"),
         }
     }
 

@@ -130,7 +130,8 @@ mod tests {
         let cli = Cli::try_parse_from(["testscheduler", "--database", db, "--project-dir", project]).expect("flags");
         let config = Arc::new(Config::from_args(cli.serve).expect("config"));
         let store = Store::open(&config.database).expect("store");
-        let writer = LogWriter::start(store.clone(), Box::new(|_| {})).expect("writer");
+        let writer =
+            LogWriter::start(store.clone(), Box::new(|_| {}), std::time::Duration::from_secs(60)).expect("writer");
         let envs = Environments::fixed(config.envs.clone());
         Scheduler::new(config, store, Hub::new(), writer, Arc::new(Nowhere), envs)
     }

@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use crate::domain::RunId;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Largest slice a single read returns.
 pub const MAX_SLICE: u32 = 10_000;
@@ -27,6 +27,38 @@ pub fn append(conn: &Connection, run_id: RunId, from: u64, lines: &[String]) -> 
     conn.prepare_cached("UPDATE runs SET line_count = ?2 WHERE id = ?1")?
         .execute(params![run_id, after as i64])?;
     Ok((before, after))
+}
+
+/// Appends one line after whatever run `run_id` has stored (the server's own
+/// notes). Returns (count before, count after).
+pub fn append_note(conn: &Connection, run_id: RunId, text: &str) -> Result<(u64, u64), StoreError> {
+    let next = count(conn, run_id)?;
+    append(conn, run_id, next, &[text.to_string()])
+}
+
+/// Records that run `run_id`'s output is no longer stored: its
+/// `lines_lost_from` becomes the first line not stored, and that line becomes
+/// a note saying so and why. Returns the line and the note, or None for an
+/// unknown run or one whose loss is recorded already. Lines the run may still send are not stored after it.
+pub fn record_loss(conn: &Connection, run_id: RunId, reason: &str) -> Result<Option<(u64, String)>, StoreError> {
+    let stored: Option<(i64, Option<i64>)> = conn
+        .prepare_cached("SELECT line_count, lines_lost_from FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((stored, already)) = stored else {
+        return Ok(None);
+    };
+    if already.is_some() {
+        return Ok(None);
+    }
+    let first = stored.max(0) as u64;
+    let note =
+        format!("testscheduler: the output from line {first} on could not be stored ({reason}); the run ends unknown");
+    conn.prepare_cached("INSERT OR REPLACE INTO log_lines (run_id, line, text) VALUES (?1, ?2, ?3)")?
+        .execute(params![run_id, first as i64, note])?;
+    conn.prepare_cached("UPDATE runs SET lines_lost_from = ?2, line_count = ?2 + 1 WHERE id = ?1")?
+        .execute(params![run_id, first as i64])?;
+    Ok(Some((first, note)))
 }
 
 /// The stored line count of a run (0 for an unknown run).

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_remote_workers.sql"),
     include_str!("migrations/0003_remote_dispatch.sql"),
     include_str!("migrations/0004_queue.sql"),
+    include_str!("migrations/0005_lines_lost_from.sql"),
 ];
 
 /// The newest schema version this binary knows.

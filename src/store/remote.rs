@@ -184,21 +184,7 @@ mod tests {
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().expect("db");
         migrate::migrate(&mut c).expect("schema");
-        runs::insert(
-            &c,
-            &runs::NewRun {
-                username: "bob".into(),
-                env_id: Some(1),
-                status: RunStatus::Created,
-                path: "./tests/".into(),
-                timeout_s: 60,
-                created_at: "x".into(),
-                priority: 0,
-                labels: None,
-                queue_deadline_ms: None,
-            },
-        )
-        .expect("run");
+        runs::insert(&c, &runs::NewRun::created("bob", 1, "./tests/", 60)).expect("run");
         c
     }
 

@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExten
 
 const COLUMNS: &str =
     "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker,
-     priority, labels, queue_position, eta";
+     priority, labels, queue_position, eta, lines_lost_from";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     let status: String = r.get(5)?;
@@ -32,6 +32,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
             .and_then(|l| serde_json::from_str(&l).ok()),
         queue_position: r.get::<_, Option<i64>>(14)?.map(|p| p.max(0) as u64),
         eta: r.get(15)?,
+        lines_lost_from: r.get::<_, Option<i64>>(16)?.map(|v| v.max(0) as u64),
     })
 }
 
@@ -51,6 +52,23 @@ pub struct NewRun {
     pub labels: Option<Vec<String>>,
     /// A queued run still waiting then (ms since the epoch) ends cancelled.
     pub queue_deadline_ms: Option<i64>,
+}
+
+impl NewRun {
+    /// A `created` run on `env_id` with nothing queue-related (tests, tools).
+    pub fn created(username: &str, env_id: u32, path: &str, timeout_s: u64) -> NewRun {
+        NewRun {
+            username: username.into(),
+            env_id: Some(env_id),
+            status: RunStatus::Created,
+            path: path.into(),
+            timeout_s,
+            created_at: crate::domain::run::now(),
+            priority: 0,
+            labels: None,
+            queue_deadline_ms: None,
+        }
+    }
 }
 
 /// Inserts a run: `created` holding its environment (or `EnvBusy`, naming who

@@ -10,6 +10,7 @@ mod reservations;
 mod run_process;
 mod runs;
 mod spa;
+mod storage;
 mod symlinks;
 mod workers;
 mod ws;
