@@ -32,6 +32,12 @@ pub enum AppError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A page of another site sent a state-changing request (or opened `/ws`).
+    #[error("{0}")]
+    ForbiddenOrigin(String),
+    /// A `Host` this server does not answer to (DNS rebinding).
+    #[error("{0}")]
+    MisdirectedRequest(String),
 }
 
 impl AppError {
@@ -55,6 +61,8 @@ impl AppError {
             AppError::BodyTooLarge => "body_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
+            AppError::ForbiddenOrigin(_) => "forbidden_origin",
+            AppError::MisdirectedRequest(_) => "misdirected_request",
         }
     }
 }
@@ -72,6 +80,8 @@ impl ResponseError for AppError {
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 

@@ -2,7 +2,9 @@
 //! make one scheduler or store call and answer; no SQL, status logic or process
 //! code lives here.
 
+pub mod conn;
 pub mod dto;
+pub mod guard;
 pub mod health;
 pub mod runs;
 pub mod spa;

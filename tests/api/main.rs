@@ -3,9 +3,11 @@
 //! HTTP and WebSocket to it.
 
 mod cli;
+mod edge;
 mod helpers;
 mod recovery;
 mod runs;
+mod shutdown;
 mod spa;
 mod workers;
 mod ws;
