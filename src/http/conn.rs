@@ -5,8 +5,11 @@
 //! ([`super::guard`]) arms that deadline when a request carries a body, so a
 //! body that never arrives ends the connection's read side: the request fails
 //! and the connection closes, whatever the handler was doing with the body.
-//! Request heads are already timed out by actix (`client_request_timeout`).
+//! A connection's first request head is timed out by actix
+//! (`client_request_timeout`); the heads after it by the same deadline, armed
+//! when an answer has been sent ([`ArmOnEnd`]).
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::rt::net::TcpStream;
@@ -28,6 +31,10 @@ use tokio::time::{sleep_until, Instant, Sleep};
 
 /// How long a request's body may take to arrive, from its head on.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long after an answer the next request's head may take on a kept-alive
+/// connection (idle ones are closed sooner, by keep-alive's 5 s).
+pub const NEXT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counts open connections per client address.
 #[derive(Clone)]
@@ -118,6 +125,14 @@ impl ReadDeadline {
         at
     }
 
+    /// After an answer: the next head must come within [`NEXT_HEAD_TIMEOUT`],
+    /// unless a body's deadline is still running (then that one stays).
+    pub fn arm_next_head(&self) {
+        if self.0.get().is_none() {
+            self.0.set(Some(Instant::now() + NEXT_HEAD_TIMEOUT));
+        }
+    }
+
     /// No deadline.
     pub fn disarm(&self) {
         self.0.set(None);
@@ -175,7 +190,7 @@ impl AsyncRead for ClientConn {
                 timer.as_mut().reset(at);
             }
             if timer.as_mut().poll(cx).is_ready() {
-                tracing::info!("a request body did not arrive in time; closing its connection");
+                tracing::debug!("a request did not arrive in time; closing its connection");
                 this.cut = true;
                 this.deadline.disarm();
                 return Poll::Ready(Ok(()));
@@ -260,6 +275,42 @@ impl Stream for TimedBody {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// A response body that, once all sent, gives the connection's next request
+/// head its deadline.
+pub struct ArmOnEnd<B> {
+    body: Pin<Box<B>>,
+    deadline: Option<Rc<ReadDeadline>>,
+}
+
+impl<B> ArmOnEnd<B> {
+    /// Wraps `body`; `deadline` is armed when it ends (`None`: nothing to do).
+    pub fn new(body: B, deadline: Option<Rc<ReadDeadline>>) -> ArmOnEnd<B> {
+        ArmOnEnd {
+            body: Box::pin(body),
+            deadline,
+        }
+    }
+}
+
+impl<B: MessageBody> MessageBody for ArmOnEnd<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.body.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = next {
+            if let Some(deadline) = this.deadline.take() {
+                deadline.arm_next_head();
+            }
+        }
+        next
     }
 }
 

@@ -10,14 +10,16 @@
 //!   with an `Origin` of another site is `403 forbidden_origin` (the rule `/ws`
 //!   applies to its handshake through [`foreign_origin`]); a body, if any, must
 //!   be `application/json`. No `Origin` (a script) is served.
-//! - A body must arrive within [`super::conn::BODY_TIMEOUT`].
+//! - A body must arrive within [`super::conn::BODY_TIMEOUT`], and a request
+//!   head after the first on a connection within
+//!   [`super::conn::NEXT_HEAD_TIMEOUT`] of the previous answer.
 //! - Security headers on every response (CSP without inline script, no framing,
 //!   `nosniff`, `Referrer-Policy`).
 
-use super::conn::{ReadDeadline, TimedBody};
+use super::conn::{ArmOnEnd, ReadDeadline, TimedBody};
 use crate::config::{host_name, Config};
 use crate::error::AppError;
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Method;
@@ -184,23 +186,31 @@ pub async fn edge(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let deadline = req.conn_data::<Rc<ReadDeadline>>().cloned();
+    if let Some(deadline) = &deadline {
+        if has_body(req.headers()) {
+            let body = TimedBody::new(req.take_payload(), deadline.clone());
+            req.set_payload(Payload::from(Box::pin(body) as actix_http::BoxedPayloadStream));
+        } else {
+            deadline.disarm();
+        }
+    }
     let verdict = match req.app_data::<web::Data<EdgeRules>>() {
         Some(rules) => check(&req, rules),
         None => Ok(()),
     };
-    let mut res = match verdict {
+    let res = match verdict {
         Err(e) => req.error_response(e).map_into_right_body(),
-        Ok(()) => {
-            if let Some(deadline) = req.conn_data::<Rc<ReadDeadline>>().cloned() {
-                if has_body(req.headers()) {
-                    let body = TimedBody::new(req.take_payload(), deadline);
-                    req.set_payload(Payload::from(Box::pin(body) as actix_http::BoxedPayloadStream));
-                } else {
-                    deadline.disarm();
-                }
-            }
-            next.call(req).await?.map_into_left_body()
+        Ok(()) => next.call(req).await?.map_into_left_body(),
+    };
+    // Once this answer is out, the next request's head has its deadline too
+    // (actix times out only a connection's first head).
+    let mut res = match deadline {
+        Some(deadline) if matches!(res.response().body().size(), BodySize::None | BodySize::Sized(0)) => {
+            deadline.arm_next_head();
+            res.map_body(|_, body| ArmOnEnd::new(body, None))
         }
+        deadline => res.map_body(|_, body| ArmOnEnd::new(body, deadline)),
     };
     let headers = res.headers_mut();
     for (name, value) in SECURITY_HEADERS {

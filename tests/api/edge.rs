@@ -318,6 +318,24 @@ fn a_body_that_never_arrives_is_cut_off_and_holds_nothing_up() {
     for _ in 0..200 {
         slow.push(stalled_post(&app, "/api/workers/heartbeat", false));
     }
+    // A kept-alive connection whose second request head never completes.
+    let mut kept = TcpStream::connect(("127.0.0.1", app.port)).expect("connect");
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("write");
+    kept.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut first = Vec::new();
+    while !first.ends_with(b"}") {
+        let mut buf = [0u8; 4096];
+        let n = kept.read(&mut buf).expect("first answer");
+        assert!(n > 0, "closed before the first answer");
+        first.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"));
+    for b in b"GET /healthz HTTP/1.1\r\nHo" {
+        kept.write_all(&[*b]).expect("trickle");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    slow.push(kept);
     let t = Instant::now();
     let (status, _) = app.get("/healthz");
     assert_eq!(status, 200);
@@ -326,9 +344,13 @@ fn a_body_that_never_arrives_is_cut_off_and_holds_nothing_up() {
     for (i, s) in slow.iter_mut().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
         let (status, _, body) = read_response(s);
-        if i < 2 {
-            assert_eq!(status, 400, "{body}");
-            assert!(body.contains("did not arrive"), "{body}");
+        match i {
+            0 | 1 => {
+                assert_eq!(status, 400, "{body}");
+                assert!(body.contains("did not arrive"), "{body}");
+            }
+            2 => assert_eq!(status, 404, "{body}"),
+            _ => {}
         }
     }
     let took = started.elapsed();
