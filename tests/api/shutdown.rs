@@ -50,6 +50,15 @@ fn sigterm_stops_the_server_in_seconds_with_a_follower_and_a_slow_request() {
     let mut follower = app.ws();
     follower.send(json!({"op": "follow", "id": id}));
     follower.until(Duration::from_secs(30), |v| v["event"] == "logLines");
+    // A second follower read here frame by frame, to see how its socket ends.
+    let stream = TcpStream::connect(("127.0.0.1", app.port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let (mut browser, _) = tungstenite::client(format!("ws://127.0.0.1:{}/ws", app.port), stream).expect("handshake");
+    browser
+        .send(tungstenite::Message::Text(
+            json!({"op": "follow", "id": id}).to_string().into(),
+        ))
+        .expect("follow");
     // A request whose body is still on its way.
     let mut slow = TcpStream::connect(("127.0.0.1", app.port)).expect("connect");
     slow.write_all(
@@ -60,12 +69,24 @@ fn sigterm_stops_the_server_in_seconds_with_a_follower_and_a_slow_request() {
     let started = Instant::now();
     let server = nix::unistd::Pid::from_raw(app.pid().expect("running") as i32);
     nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let close = loop {
+        match browser.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame,
+            Ok(_) => continue,
+            Err(e) => panic!("the socket ended without a close frame: {e}"),
+        }
+    };
+    assert_eq!(
+        close.map(|f| f.code),
+        Some(tungstenite::protocol::frame::coding::CloseCode::Away),
+        "a follower is told the server is going away"
+    );
     let status = app.wait_exit(Duration::from_secs(30));
     let took = started.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
     eprintln!("SIGTERM to exit with a follower and a slow request: {took:?}");
-    // The follower's socket was closed (a close frame or end of stream), not left hanging.
+    // The slow request was dropped, not left hanging.
     slow.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut rest = Vec::new();
     let _ = slow.read_to_end(&mut rest);
