@@ -30,6 +30,10 @@ fn main() -> ExitCode {
 fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     use tracing_subscriber::field::MakeExt;
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        // As the default formatter: the `log` crate's metadata is not shown.
+        if field.name().starts_with("log.") {
+            return Ok(());
+        }
         let text = format!("{value:?}");
         let text = testscheduler::http::dto::escape_for_log(&text);
         if field.name() == "message" {
