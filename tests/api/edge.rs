@@ -340,6 +340,7 @@ fn a_body_that_never_arrives_is_cut_off_and_holds_nothing_up() {
     let (status, _) = app.get("/healthz");
     assert_eq!(status, 200);
     assert!(t.elapsed() < Duration::from_secs(5), "/healthz took {:?}", t.elapsed());
+    eprintln!("/healthz with {} stalled requests open: {:?}", slow.len(), t.elapsed());
     // Each slow request ends: answered (or closed), and its connection closed.
     for (i, s) in slow.iter_mut().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
@@ -354,6 +355,7 @@ fn a_body_that_never_arrives_is_cut_off_and_holds_nothing_up() {
         }
     }
     let took = started.elapsed();
+    eprintln!("every stalled request cut off after {took:?}");
     assert!(took >= Duration::from_secs(8), "cut off too early: {took:?}");
     assert!(took < Duration::from_secs(40), "slow bodies held for {took:?}");
 }
