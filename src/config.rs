@@ -75,7 +75,7 @@ pub struct ServeArgs {
     /// Seconds a remote worker may stay silent before its runs end `unknown`.
     #[arg(long, env = "TESTSCHEDULER_LEASE", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: u64,
-    /// Another origin whose pages may open /ws (repeatable), e.g. http://localhost:5173.
+    /// Another origin whose pages may open /ws and change things (repeatable), e.g. http://localhost:5173.
     #[arg(long = "allowed-origin", env = "TESTSCHEDULER_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// A `Host` name this server answers to besides the loopback names (repeatable), e.g. testscheduler.example.com.

@@ -96,3 +96,33 @@ fn sigterm_stops_the_server_in_seconds_with_a_follower_and_a_slow_request() {
         app.get(&format!("/api/testruns/{id}")).1["status"] == "unknown"
     });
 }
+
+#[test]
+fn sigterm_stops_the_server_in_seconds_even_when_a_test_ignores_sigterm() {
+    let mut app = spawn_app_with(Opts::default().args(&["--workers", "1"]));
+    std::fs::write(
+        app.path().join("tests/test_stubborn.py"),
+        "import signal, time\n\ndef test_stubborn():\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    print('ignoring SIGTERM', flush=True)\n    time.sleep(300)\n",
+    )
+    .expect("write");
+    let id = app.queue(1, "./tests/test_stubborn.py")["id"].as_i64().expect("id");
+    wait_until(Duration::from_secs(60), "the test ignores SIGTERM", || {
+        app.log_lines(id).iter().any(|l| l.contains("ignoring SIGTERM"))
+    });
+    let started = Instant::now();
+    let server = nix::unistd::Pid::from_raw(app.pid().expect("running") as i32);
+    nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = app.wait_exit(Duration::from_secs(30));
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    eprintln!("SIGTERM to exit with a test that ignores SIGTERM: {took:?}");
+    app.start().expect("restart");
+    let run = app.get(&format!("/api/testruns/{id}")).1;
+    assert_eq!(run["status"], "unknown", "{run}");
+    let lines = app.log_lines(id);
+    assert!(
+        lines.last().is_some_and(|l| l.contains("server shut down")),
+        "the run was ended at shutdown, not found at the restart: {lines:?}"
+    );
+}
