@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API, the web app and (unless --workers 0) run tests (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Take runs from Redis and report them to a server.
     Worker(WorkerArgs),
 }
@@ -82,9 +82,23 @@ pub struct ServeArgs {
     /// Seconds a remote worker may stay silent before its runs end `unknown`.
     #[arg(long, env = "TESTSCHEDULER_LEASE", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: u64,
-    /// Another origin whose pages may open /ws (repeatable), e.g. http://localhost:5173.
+    /// Another origin whose pages may open /ws and change things (repeatable), e.g. http://localhost:5173.
     #[arg(long = "allowed-origin", env = "TESTSCHEDULER_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// A `Host` name this server answers to besides the loopback names (repeatable), e.g. testscheduler.example.com.
+    #[arg(
+        long = "allowed-host",
+        env = "TESTSCHEDULER_ALLOWED_HOST",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// The address users reach this server at, e.g. https://testscheduler.example.com; its host is an allowed Host.
+    #[arg(long, env = "TESTSCHEDULER_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Most connections one client address may hold open at once.
+    #[arg(long, env = "TESTSCHEDULER_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_client: u64,
     /// Seconds the database may refuse every write (disk full) before the
     /// output held meanwhile is dropped and its runs end `unknown` (tests set it low).
     #[arg(long, env = "TESTSCHEDULER_STORE_GIVE_UP", default_value_t = 180, value_name = "SECONDS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
@@ -198,6 +212,12 @@ pub struct Config {
     pub worker_secret: Option<WorkerSecret>,
     /// How long the database may refuse every write before held output is dropped.
     pub store_give_up: Duration,
+    /// `Host` names given with `--allowed-host`, lowercase and without a port.
+    pub allowed_hosts: Vec<String>,
+    /// `--public-url`, as given.
+    pub public_url: Option<String>,
+    /// `--max-connections-per-client`.
+    pub max_connections_per_client: usize,
 }
 
 impl Config {
@@ -272,6 +292,25 @@ impl Config {
                 ),
             ));
         }
+        let allowed_hosts = args
+            .allowed_hosts
+            .iter()
+            .map(|h| match host_name(h.trim()) {
+                name if name.is_empty() || name.contains(['/', ' ', '@']) => Err(bad(
+                    "--allowed-host",
+                    format!("{h:?} is not a host name such as testscheduler.example.com"),
+                )),
+                name => Ok(name),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(url) = &args.public_url {
+            if url_host(url).is_none() {
+                return Err(bad(
+                    "--public-url",
+                    format!("{url:?} is not a URL such as https://testscheduler.example.com"),
+                ));
+            }
+        }
         Ok(Config {
             worker_secret,
             bind,
@@ -294,7 +333,15 @@ impl Config {
                 .map(|o| o.trim_end_matches('/').to_string())
                 .collect(),
             store_give_up: Duration::from_secs(args.store_give_up),
+            allowed_hosts,
+            public_url: args.public_url,
+            max_connections_per_client: usize::try_from(args.max_connections_per_client).unwrap_or(usize::MAX),
         })
+    }
+
+    /// The host of `--public-url`, lowercase and without its port.
+    pub fn public_host(&self) -> Option<String> {
+        self.public_url.as_deref().and_then(url_host)
     }
 
     /// The tests folder's name as API paths show it: `./tests/`.
@@ -302,6 +349,28 @@ impl Config {
         let name = self.tests_dir.to_string_lossy();
         format!("./{}/", name.trim_end_matches('/').trim_start_matches("./"))
     }
+}
+
+/// The name part of a `Host` value (`name`, `name:port`, `[v6]:port`), lowercase,
+/// without a port or a trailing dot.
+pub fn host_name(host: &str) -> String {
+    let name = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        }
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The host of an `http(s)://` URL, as [`host_name`] gives it.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or("");
+    Some(host_name(authority)).filter(|h| !h.is_empty())
 }
 
 /// Checks `--project-dir` (server and worker alike): an existing directory, made absolute.
@@ -370,6 +439,26 @@ mod tests {
         assert_eq!(e.flag, "--run-timeout");
         let err = Cli::try_parse_from(["testscheduler", "--envs", "5-1"]).expect_err("bad envs");
         assert!(err.to_string().contains("--envs"));
+    }
+
+    #[test]
+    fn hosts_are_names_without_ports() {
+        let c = Config::from_args(args(&[
+            "--allowed-host",
+            "Ts.Example.com:8443",
+            "--public-url",
+            "https://user@pub.example.com:9000/base",
+        ]))
+        .expect("valid");
+        assert_eq!(c.allowed_hosts, ["ts.example.com"]);
+        assert_eq!(c.public_host().as_deref(), Some("pub.example.com"));
+        assert_eq!(c.max_connections_per_client, 512);
+        assert_eq!(host_name("[::1]:8000"), "[::1]");
+        assert_eq!(host_name("localhost."), "localhost");
+        let e = Config::from_args(args(&["--public-url", "ftp://x"])).expect_err("bad url");
+        assert_eq!(e.flag, "--public-url");
+        let e = Config::from_args(args(&["--allowed-host", "a/b"])).expect_err("bad host");
+        assert_eq!(e.flag, "--allowed-host");
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum AppError {
     Internal(String),
     #[error("Missing or wrong worker secret (header X-Testscheduler-Worker-Secret)")]
     InvalidWorkerSecret,
+    /// A page of another site sent a state-changing request (or opened `/ws`).
+    #[error("{0}")]
+    ForbiddenOrigin(String),
+    /// A `Host` this server does not answer to (DNS rebinding).
+    #[error("{0}")]
+    MisdirectedRequest(String),
 }
 
 impl AppError {
@@ -65,6 +71,8 @@ impl AppError {
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
             AppError::InvalidWorkerSecret => "invalid_worker_secret",
+            AppError::ForbiddenOrigin(_) => "forbidden_origin",
+            AppError::MisdirectedRequest(_) => "misdirected_request",
         }
     }
 }
@@ -86,6 +94,8 @@ impl ResponseError for AppError {
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::InvalidWorkerSecret => StatusCode::FORBIDDEN,
+            AppError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 

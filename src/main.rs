@@ -13,14 +13,36 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .fmt_fields(escaped_fields())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Some(Command::Worker(args)) => worker(args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }
+}
+
+/// Field formatting for the log: as tracing's default, but any control or
+/// bidi character that came in with user input (a name, a path, a Host) is
+/// written as `\u{..}`, so that no request can forge or garble a log line.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        // As the default formatter: the `log` crate's metadata is not shown.
+        if field.name().starts_with("log.") {
+            return Ok(());
+        }
+        let text = format!("{value:?}");
+        let text = testscheduler::http::dto::escape_for_log(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ")
 }
 
 fn serve(args: testscheduler::config::ServeArgs) -> ExitCode {

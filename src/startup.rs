@@ -5,16 +5,21 @@ use crate::config::Config;
 use crate::discovery::TestTree;
 use crate::dispatch::local;
 use crate::envs_file::Environments;
+use crate::http::conn::{self, ClientConn, ConnLimiter, Stopping};
 use crate::hub::{Hub, LogEvent};
 use crate::scheduler::{Dispatcher, Scheduler};
 use crate::state::AppState;
 use crate::store::{runs, writer::LogWriter, Store, StoreError};
-use actix_web::{dev::Server, web, App, HttpServer};
+use actix_http::HttpService;
+use actix_service::ServiceFactoryExt;
+use actix_web::{dev::Server, web, App};
 use std::net::TcpListener;
 use std::sync::Arc;
 
 /// How long an exiting server waits for its runs to stop.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long an exiting server lets open requests finish before dropping them.
+const HTTP_GRACE_SECS: u64 = 1;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,14 @@ pub enum StartError {
     Redis(String),
     #[error("--envs-file {0}")]
     EnvsFile(String),
+    #[error("another testscheduler server is using the database {database}: it holds the lock {lock}{holder}; stop it first (one server per database)")]
+    Locked {
+        database: String,
+        lock: String,
+        holder: String,
+    },
+    #[error("cannot lock the database: {lock}: {source}")]
+    Lock { lock: String, source: std::io::Error },
 }
 
 /// A built, not yet running server.
@@ -37,12 +50,16 @@ pub struct Application {
     addr: std::net::SocketAddr,
     server: Server,
     scheduler: Scheduler,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Held while the server lives: one server per database.
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl Application {
     /// Builds every part from `config` and binds the listener (port 0 picks one).
     pub fn build(config: Config) -> Result<Application, StartError> {
         let config = Arc::new(config);
+        let lock = lock_database(&config.database)?;
         let store = Store::open(&config.database).map_err(|source| StartError::Store {
             path: config.database.display().to_string(),
             source,
@@ -99,26 +116,46 @@ impl Application {
             scheduler: scheduler.clone(),
         };
         let data = web::Data::new(state);
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(tracing_actix_web::TracingLogger::<AccessLog>::new())
-                .app_data(data.clone())
-                .configure(crate::http::routes)
-        })
-        .on_connect(|conn, _| {
-            // Small /ws frames must not wait for a delayed ACK (Nagle).
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .workers(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .min(4),
-        )
-        .listen(listener)?
-        .run();
+        let rules = web::Data::new(crate::http::guard::EdgeRules::new(&config));
+        let (stop_tx, stopping) = Stopping::channel();
+        let stopping = web::Data::new(stopping);
+        let limiter = ConnLimiter::new(config.max_connections_per_client);
+        let server = actix_server::Server::build()
+            .workers(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+                    .min(4),
+            )
+            // SIGTERM is ours (see `run_until_stopped`); whatever a client
+            // still holds after this grace is dropped.
+            .disable_signals()
+            .shutdown_timeout(HTTP_GRACE_SECS)
+            .listen("http", listener, move || {
+                let (data, rules, stopping) = (data.clone(), rules.clone(), stopping.clone());
+                let app = App::new()
+                    .wrap(actix_web::middleware::from_fn(crate::http::guard::edge))
+                    .wrap(tracing_actix_web::TracingLogger::<AccessLog>::new())
+                    .app_data(data)
+                    .app_data(rules)
+                    .app_data(stopping)
+                    .configure(crate::http::routes);
+                let http = HttpService::build()
+                    .local_addr(addr)
+                    .on_connect_ext(|io: &ClientConn, ext: &mut actix_web::dev::Extensions| {
+                        ext.insert(io.deadline());
+                    })
+                    .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()));
+                let limiter = limiter.clone();
+                actix_service::fn_service(move |tcp: actix_web::rt::net::TcpStream| {
+                    let accepted = conn::accept(tcp, &limiter)
+                        .map(|(io, peer)| (io, actix_http::Protocol::Http1, peer))
+                        .map_err(actix_http::error::DispatchError::Io);
+                    std::future::ready(accepted)
+                })
+                .and_then(http)
+            })?
+            .run();
         if let (Some(redis), true) = (&config.redis, config.workers > 0) {
             start_local_slots(&config, redis, addr).map_err(StartError::Redis)?;
         }
@@ -128,6 +165,8 @@ impl Application {
             addr,
             server,
             scheduler,
+            stop: stop_tx,
+            _lock: lock,
         })
     }
 
@@ -143,12 +182,75 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM).
     /// Then the runs executing here are stopped and end `unknown`.
+    /// SIGTERM or SIGINT closes every `/ws` socket at once, lets other open
+    /// requests finish for at most a second, then stops the runs (within 5 s
+    /// in all); a second signal drops the connections at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        let signals_handle = signals.handle();
+        let server = self.server.handle();
+        let stop = self.stop;
+        std::thread::Builder::new().name("signals".into()).spawn(move || {
+            let mut signals = signals;
+            for (n, signal) in signals.forever().enumerate() {
+                tracing::info!(signal, "stopping: closing connections, then the runs");
+                let _ = stop.send(true);
+                // The command is sent at once; its completion is awaited below.
+                std::mem::drop(server.stop(n == 0));
+            }
+        })?;
         let served = self.server.await;
+        signals_handle.close();
         let scheduler = self.scheduler;
         actix_web::rt::task::spawn_blocking(move || scheduler.shutdown(SHUTDOWN_GRACE)).await?;
         tracing::info!("server stopped");
         served
+    }
+}
+
+/// Takes the advisory lock beside the database (`DB.lock`), or says who holds it.
+fn lock_database(database: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, StartError> {
+    use std::io::{Read, Seek, Write};
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let lock = path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| StartError::Lock {
+            lock: lock.clone(),
+            source,
+        })?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut held) => {
+            // The holder's pid, for the message a second server prints.
+            let _ = held.set_len(0);
+            let _ = held.rewind();
+            let _ = write!(held, "{}", std::process::id());
+            Ok(held)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            Err(StartError::Locked {
+                database: database.display().to_string(),
+                lock,
+                holder: if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
+            })
+        }
+        Err((_, errno)) => Err(StartError::Lock {
+            lock,
+            source: std::io::Error::from(errno),
+        }),
     }
 }
 

@@ -63,11 +63,47 @@ pub struct CreateRun {
 }
 
 fn valid_username(v: &str, _: &CreateContext) -> garde::Result {
-    if (3..=80).contains(&v.chars().count()) {
-        Ok(())
-    } else {
-        Err(garde::Error::new("Length must be between 3 and 80."))
+    if !(3..=80).contains(&v.chars().count()) {
+        return Err(garde::Error::new("Length must be between 3 and 80."));
     }
+    plain_text(v).map_err(garde::Error::new)
+}
+
+/// Whether `c` may not appear in a name or any short text a user gives
+/// (it would rewrite a terminal or a log line, or reorder what is shown):
+/// a control character (C0, DEL, C1) or a bidi embedding, override or
+/// isolate (U+202A–U+202E, U+2066–U+2069).
+pub fn forbidden_char(c: char) -> bool {
+    c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// The one rule for the text fields PRODUCT.md lists under "Hardening"
+/// (`username`, `note`, `reason`, a token's `name`, a worker's `id` and
+/// `host`, ...): no [`forbidden_char`]. The error is the field's message.
+pub fn plain_text(v: &str) -> Result<(), String> {
+    match v.chars().find(|c| forbidden_char(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "Must not contain control or bidirectional-override characters (found U+{:04X}).",
+            c as u32
+        )),
+    }
+}
+
+/// `text` with every [`forbidden_char`] written as `\u{..}`, for the server's log.
+pub fn escape_for_log(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(forbidden_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if forbidden_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn valid_env(v: &u32, ctx: &CreateContext) -> garde::Result {
@@ -467,9 +503,9 @@ impl ListQuery {
                 }
             }
         };
-        let limit = num("limit", &self.limit, 10_000).map(|n| n as u32);
-        let before = num("before", &self.before, i64::MAX as u64).map(|n| n as i64);
-        let env_id = num("env_id", &self.env_id, u32::MAX as u64).map(|n| n as u32);
+        let limit = num("limit", &self.limit, 10_000).and_then(|n| u32::try_from(n).ok());
+        let before = num("before", &self.before, i64::MAX as u64).and_then(|n| i64::try_from(n).ok());
+        let env_id = num("env_id", &self.env_id, u32::MAX as u64).and_then(|n| u32::try_from(n).ok());
         let status = match self.status.as_deref() {
             None | Some("") => None,
             Some(s) => match RunStatus::parse(s) {
@@ -548,6 +584,32 @@ mod tests {
         let m = json!({"username": "alice", "env_id": "7", "path": "./tests/test_a.py"});
         let run = parse_create(m.as_object().expect("object"), &c).expect("valid");
         assert_eq!(run.target, Target::Env(7));
+    }
+
+    #[test]
+    fn refuses_control_and_bidi_characters_in_username() {
+        for bad in [
+            "al\nice",
+            "al\rice",
+            "al\u{1b}[2Jice",
+            "al\u{7f}ice",
+            "al\u{85}ice",
+            "al\u{202e}ice",
+            "al\u{2066}ice",
+        ] {
+            let e = errors(json!({"username": bad, "env_id": 1, "path": "./tests/"}));
+            assert_eq!(e.keys().collect::<Vec<_>>(), ["username"], "{bad:?}");
+            assert!(e["username"][0].contains("control"), "{e:?}");
+        }
+        let (_d, c) = ctx();
+        let m = json!({"username": "Zoë 李 O'Brien", "env_id": 1, "path": "./tests/"});
+        parse_create(m.as_object().expect("object"), &c).expect("plain unicode is fine");
+    }
+
+    #[test]
+    fn log_escaping_keeps_plain_text_and_spells_out_the_rest() {
+        assert_eq!(escape_for_log("plain ü"), "plain ü");
+        assert_eq!(escape_for_log("a\nb\u{1b}c\u{202e}"), "a\\u{a}b\\u{1b}c\\u{202e}");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! make one scheduler or store call and answer; no SQL, status logic or process
 //! code lives here.
 
+pub mod conn;
 pub mod dto;
 pub mod envs;
+pub mod guard;
 pub mod health;
 pub mod run_reports;
 pub mod runs;

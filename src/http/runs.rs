@@ -98,6 +98,10 @@ pub async fn lines(
     let (total, lines) = web::block(move || -> Result<_, AppError> {
         let conn = store.conn()?;
         let (_, total, _) = runs::log_state(&conn, id)?.ok_or_else(|| not_found(id))?;
+        // Lines are numbered as SQLite integers: a `from` past i64::MAX is past every line.
+        if i64::try_from(from).is_err() {
+            return Ok((total, Vec::new()));
+        }
         Ok((total, logs::read(&conn, id, from, limit)?))
     })
     .await??;

@@ -3,6 +3,8 @@
 //! live, with no gap and no repeat) until `logEnd`. A follower that cannot keep
 //! up gets `lagged` and follows again; it never slows a run or other clients.
 
+use super::conn::Stopping;
+use super::guard::{foreign_origin, EdgeRules};
 use crate::domain::{RunId, RunStatus};
 use crate::error::AppError;
 use crate::hub::LogEvent;
@@ -22,35 +24,23 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// Lines per `logLines` frame when sending a backlog.
 const BACKLOG_FRAME: u32 = 1_000;
 
-/// The handshake: refuses pages of other sites, then serves the socket.
+/// The handshake: refuses pages of other sites (the edge's rule), then serves the socket.
 pub async fn handshake(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
+    rules: web::Data<EdgeRules>,
+    stopping: web::Data<Stopping>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    if let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) {
-        if !origin_allowed(origin, &req, &state.config.allowed_origins) {
-            tracing::warn!(origin, "refused a /ws handshake from another site");
-            return Ok(HttpResponse::Forbidden().json(json!({
-                "message": format!("Origin {origin} may not open /ws"),
-                "code": "forbidden_origin"
-            })));
-        }
+    if let Some(origin) = foreign_origin(req.headers(), &rules) {
+        tracing::warn!(origin = ?origin, "refused a /ws handshake from another site");
+        return Err(AppError::ForbiddenOrigin(format!("Origin {origin} may not open /ws")).into());
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
-    actix_web::rt::spawn(connection(state.into_inner(), session, stream));
+    let stopping = stopping.get_ref().clone();
+    actix_web::rt::spawn(connection(state.into_inner(), session, stream, stopping));
     Ok(response)
-}
-
-fn origin_allowed(origin: &str, req: &HttpRequest, allowed: &[String]) -> bool {
-    let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
-    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    let host = req.headers().get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
-    !host.is_empty() && authority.eq_ignore_ascii_case(host)
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,13 +60,22 @@ async fn connection(
     state: std::sync::Arc<AppState>,
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
+    stopping: Stopping,
 ) {
     let runs_task = actix_web::rt::spawn(forward_run_events(state.clone(), session.clone()));
     let mut follows: HashMap<RunId, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut last_heard = Instant::now();
+    let mut close = None;
     loop {
         tokio::select! {
+            _ = stopping.wait() => {
+                close = Some(actix_ws::CloseReason {
+                    code: actix_ws::CloseCode::Away,
+                    description: Some("the server is stopping".into()),
+                });
+                break;
+            }
             msg = stream.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 last_heard = Instant::now();
@@ -88,7 +87,9 @@ async fn connection(
                                 if let Some(old) = follows.remove(&id) {
                                     old.abort();
                                 }
-                                let start = match tail { Some(n) => Start::Tail(n), None => Start::From(from.unwrap_or(0)) };
+                                // Lines are numbered as SQLite integers: clamp, never wrap.
+                                let line = |n: u64| n.min(i64::MAX as u64);
+                                let start = match tail { Some(n) => Start::Tail(line(n)), None => Start::From(line(from.unwrap_or(0))) };
                                 let task = actix_web::rt::spawn(follow(state.clone(), session.clone(), id, start));
                                 follows.insert(id, task);
                             }
@@ -133,7 +134,7 @@ async fn connection(
         task.abort();
         state.hub.release_log(id);
     }
-    let _ = session.close(None).await;
+    let _ = session.close(close).await;
 }
 
 async fn forward_run_events(state: std::sync::Arc<AppState>, mut session: Session) {

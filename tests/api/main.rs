@@ -3,12 +3,14 @@
 //! HTTP and WebSocket to it.
 
 mod cli;
+mod edge;
 mod helpers;
 mod queue;
 mod recovery;
 mod reservations;
 mod run_process;
 mod runs;
+mod shutdown;
 mod spa;
 mod storage;
 mod symlinks;
