@@ -78,6 +78,12 @@ pub struct ServeArgs {
     /// Another origin whose pages may open /ws (repeatable), e.g. http://localhost:5173.
     #[arg(long = "allowed-origin", env = "TESTSCHEDULER_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Bytes one /ws client may have queued before it is told it lagged (hidden: tests make it small).
+    #[arg(long, env = "TESTSCHEDULER_WS_QUEUE_BYTES", default_value_t = 2 << 20, hide = true, value_parser = clap::value_parser!(u64).range(1024..=(1 << 32)))]
+    pub ws_queue_bytes: u64,
+    /// Milliseconds a log search may take before it answers with what it found (hidden).
+    #[arg(long, env = "TESTSCHEDULER_SEARCH_BUDGET_MS", default_value_t = 2000, hide = true, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub search_budget_ms: u64,
 }
 
 /// Flags of `testscheduler worker`.
@@ -136,6 +142,10 @@ pub struct Config {
     pub max_run_timeout: u64,
     pub lease: Duration,
     pub allowed_origins: Vec<String>,
+    /// Bytes one `/ws` connection may have queued (hub queues and outgoing frames, each).
+    pub ws_queue_bytes: usize,
+    /// How long one log search may take.
+    pub search_budget: Duration,
 }
 
 impl Config {
@@ -210,6 +220,8 @@ impl Config {
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_string())
                 .collect(),
+            ws_queue_bytes: usize::try_from(args.ws_queue_bytes).unwrap_or(usize::MAX),
+            search_budget: Duration::from_millis(args.search_budget_ms),
         })
     }
 

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::discovery::TestTree;
 use crate::dispatch::local;
 use crate::dispatch::Dispatcher;
-use crate::hub::{Hub, LogEvent};
+use crate::hub::{Hub, LogEvent, RunEvent};
 use crate::scheduler::Scheduler;
 use crate::state::AppState;
 use crate::store::{runs, writer::LogWriter, Store, StoreError};
@@ -144,7 +144,7 @@ fn announce_lines(store: Store, hub: Hub) -> crate::store::writer::OnCommit {
     Box::new(move |c| {
         if c.first {
             if let Ok(Some(run)) = store.conn().and_then(|conn| runs::get(&conn, c.run_id)) {
-                hub.publish_run("taskChanged", &run);
+                hub.publish_run(RunEvent::Changed, &run);
             }
         }
         hub.publish_log(

@@ -8,6 +8,7 @@
 
 use super::Scheduler;
 use crate::domain::{run::now, RunId, RunStatus};
+use crate::hub::RunEvent;
 use crate::store::{now_ms, remote, runs, StoreError};
 use std::time::Duration;
 use tracing::instrument;
@@ -130,7 +131,7 @@ impl Scheduler {
                 run_id = id,
                 "remote run past its timeout; its worker is told to stop it"
             );
-            self.hub.publish_run("taskChanged", &run);
+            self.hub.publish_run(RunEvent::Changed, &run);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::domain::{run::now, Run, RunId, RunStatus};
 use crate::error::AppError;
-use crate::hub::{Hub, LogEvent};
+use crate::hub::{Hub, LogEvent, RunEvent};
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
 use crate::workers::WorkerRegistry;
@@ -83,7 +83,7 @@ impl Scheduler {
         )?;
         drop(conn);
         tracing::info!(run_id = run.id, user = %run.username, "run queued");
-        self.hub.publish_run("taskAdded", &run);
+        self.hub.publish_run(RunEvent::Added, &run);
         if let Err(e) = self.dispatcher.submit(&run) {
             tracing::error!(run_id = run.id, error = %e, "dispatch failed; the run waits for the next start");
         }
@@ -125,7 +125,7 @@ impl Scheduler {
         drop(conn);
         tracing::info!(run_id = id, from = %run.status, "run cancelled");
         self.dispatcher.cancel(id);
-        self.hub.publish_run("taskChanged", &run);
+        self.hub.publish_run(RunEvent::Changed, &run);
         if run.started_at.is_none() {
             self.hub.publish_log(
                 id,
@@ -148,7 +148,7 @@ impl Scheduler {
         }
         let run = runs::get(&conn, id)?;
         if let Some(run) = &run {
-            self.hub.publish_run("taskChanged", run);
+            self.hub.publish_run(RunEvent::Changed, run);
         }
         Ok(run)
     }
@@ -197,7 +197,7 @@ impl Scheduler {
 
     /// Tells every client the run changed and its followers that its log is complete.
     pub(crate) fn announce_end(&self, run: &Run) {
-        self.hub.publish_run("taskChanged", run);
+        self.hub.publish_run(RunEvent::Changed, run);
         self.hub.publish_log(
             run.id,
             LogEvent::End {

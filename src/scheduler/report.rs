@@ -9,7 +9,7 @@
 use super::Scheduler;
 use crate::domain::{lines::split_text, run::now, RunId, RunStatus};
 use crate::error::AppError;
-use crate::hub::LogEvent;
+use crate::hub::{LogEvent, RunEvent};
 use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
 use crate::workers::WorkerInfo;
 use serde_json::{json, Map, Value};
@@ -164,7 +164,7 @@ impl Scheduler {
             {
                 tracing::info!(run_id = id, worker = %worker, "run claimed by a remote worker");
                 if let Some(full) = crate::store::runs::get(&conn, id)? {
-                    self.hub.publish_run("taskChanged", &full);
+                    self.hub.publish_run(RunEvent::Changed, &full);
                 }
             }
             run = remote::get(&conn, id)?.ok_or(StoreError::NotFound(id))?;
@@ -293,8 +293,7 @@ impl Scheduler {
 
     /// Sends the worker list to every `/ws` client.
     pub(crate) fn announce_workers(&self) {
-        let frame = json!({ "event": "workersChanged", "workers": self.workers.list() });
-        self.hub.publish_frame(frame.to_string());
+        self.hub.publish_workers(&self.workers.list());
     }
 }
 

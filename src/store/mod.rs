@@ -41,6 +41,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// Read-only connections for log searches only, so a search never takes
+    /// the API's or the writer's connections (see `logs::search`).
+    search: r2d2::Pool<SqliteConnectionManager>,
 }
 
 impl Store {
@@ -57,12 +60,18 @@ impl Store {
         let pool = r2d2::Pool::builder().max_size(8).build(manager)?;
         let mut conn = pool.get()?;
         migrate::migrate(&mut conn)?;
-        Ok(Store { pool })
+        let search = logs::search_pool(path)?;
+        Ok(Store { pool, search })
     }
 
     /// A connection from the pool. Never hold one across an `.await`.
     pub fn conn(&self) -> Result<Conn, StoreError> {
         Ok(self.pool.get()?)
+    }
+
+    /// A read-only search connection, waiting at most `wait` for one; `None` if none came.
+    pub fn search_conn(&self, wait: std::time::Duration) -> Option<Conn> {
+        self.search.get_timeout(wait).ok()
     }
 }
 
