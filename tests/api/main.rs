@@ -4,6 +4,7 @@
 
 mod cli;
 mod helpers;
+mod log_reads;
 mod recovery;
 mod runs;
 mod spa;
