@@ -24,7 +24,12 @@ fn run_events_reach_every_client() {
 
 #[test]
 fn a_live_follow_gets_every_line_once_then_log_end() {
-    let app = spawn_app_with(Opts::default().env("LINES", "20000"));
+    // Queues larger than the whole output: this follower cannot lag, however slowly it reads.
+    let app = spawn_app_with(
+        Opts::default()
+            .env("LINES", "20000")
+            .args(&["--ws-queue-bytes", "67108864"]),
+    );
     let mut ws = app.ws();
     let run = app.queue(1, "./tests/test_lines.py");
     let id = run["id"].as_i64().expect("id");
