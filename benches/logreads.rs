@@ -261,8 +261,17 @@ fn main() {
         println!("logreads: bench");
         return;
     }
-    bench_stalled(1);
-    bench_stalled(20);
-    bench_big_reads();
-    bench_search();
+    // `LOGREADS=search` (or `stalled`, `reads`) runs one part only.
+    let only = std::env::var("LOGREADS").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
+    if run("stalled") {
+        bench_stalled(1);
+        bench_stalled(20);
+    }
+    if run("reads") {
+        bench_big_reads();
+    }
+    if run("search") {
+        bench_search();
+    }
 }

@@ -150,13 +150,14 @@ pub struct Found {
     pub complete: bool,
 }
 
-/// Rows between two looks at the clock.
-const CLOCK_EVERY: u32 = 1024;
+/// Lines searched between two looks at the clock.
+const SEARCH_RANGE: i64 = 32_768;
 
 /// Lines containing `q` once ANSI codes are removed, at most `limit`, looking
-/// no longer than until `deadline` (then `complete` is false). Every row is
-/// read in place from SQLite; only a line holding an escape character is
-/// stripped (into one reused buffer) before it is matched.
+/// no longer than until `deadline` (then `complete` is false). SQLite scans a
+/// range of lines at a time and returns only candidates: lines that hold `q`
+/// as is or an escape character that may split it; a candidate is read in
+/// place, stripped (into one reused buffer) if it holds ESC, and matched.
 pub fn search(
     conn: &Connection,
     run_id: RunId,
@@ -165,38 +166,47 @@ pub fn search(
     deadline: std::time::Instant,
 ) -> Result<Found, StoreError> {
     let finder = memchr::memmem::Finder::new(q.as_bytes());
-    let mut stmt = conn.prepare_cached("SELECT line, text FROM log_lines WHERE run_id = ?1 ORDER BY line")?;
-    let mut rows = stmt.query(params![run_id])?;
     let mut found = Found {
         matches: Vec::new(),
         more: false,
         complete: true,
     };
+    let end = i64::try_from(count(conn, run_id)?).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT line, text FROM log_lines
+         WHERE run_id = ?1 AND line >= ?2 AND line < ?3
+           AND (instr(text, ?4) > 0 OR instr(text, char(27)) > 0)
+         ORDER BY line",
+    )?;
     let mut plain = Vec::new();
-    let mut seen = 0u32;
-    while let Some(row) = rows.next()? {
-        seen = seen.wrapping_add(1);
-        if seen.is_multiple_of(CLOCK_EVERY) && std::time::Instant::now() >= deadline {
+    let mut lo = 0i64;
+    while lo < end {
+        if std::time::Instant::now() >= deadline {
             found.complete = false;
             return Ok(found);
         }
-        let raw = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
-        let text: &[u8] = if memchr::memchr(0x1b, raw).is_some() {
-            strip_ansi_into(raw, &mut plain);
-            &plain
-        } else {
-            raw
-        };
-        if finder.find(text).is_some() {
-            if found.matches.len() as u32 >= limit {
-                found.more = true;
-                return Ok(found);
+        let hi = lo.saturating_add(SEARCH_RANGE);
+        let mut rows = stmt.query(params![run_id, lo, hi, q])?;
+        while let Some(row) = rows.next()? {
+            let raw = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
+            let text: &[u8] = if memchr::memchr(0x1b, raw).is_some() {
+                strip_ansi_into(raw, &mut plain);
+                &plain
+            } else {
+                raw
+            };
+            if finder.find(text).is_some() {
+                if found.matches.len() as u32 >= limit {
+                    found.more = true;
+                    return Ok(found);
+                }
+                found.matches.push(Match {
+                    line: row.get::<_, i64>(0)?.max(0) as u64,
+                    text: String::from_utf8_lossy(text).into_owned(),
+                });
             }
-            found.matches.push(Match {
-                line: row.get::<_, i64>(0)?.max(0) as u64,
-                text: String::from_utf8_lossy(text).into_owned(),
-            });
         }
+        lo = hi;
     }
     Ok(found)
 }
@@ -208,7 +218,9 @@ pub fn search_pool(path: &std::path::Path) -> Result<r2d2::Pool<r2d2_sqlite::Sql
     let size = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)) as u32;
     let manager = r2d2_sqlite::SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
-        .with_init(|c| c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;"));
+        .with_init(|c| {
+            c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA mmap_size = 1073741824;")
+        });
     Ok(r2d2::Pool::builder().max_size(size).min_idle(Some(0)).build(manager)?)
 }
 
