@@ -103,6 +103,12 @@ pub struct ServeArgs {
     /// output held meanwhile is dropped and its runs end `unknown` (tests set it low).
     #[arg(long, env = "TESTSCHEDULER_STORE_GIVE_UP", default_value_t = 180, value_name = "SECONDS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub store_give_up: u64,
+    /// Bytes one /ws client may have queued before it is told it lagged (hidden: tests make it small).
+    #[arg(long, env = "TESTSCHEDULER_WS_QUEUE_BYTES", default_value_t = 2 << 20, hide = true, value_parser = clap::value_parser!(u64).range(1024..=(1 << 32)))]
+    pub ws_queue_bytes: u64,
+    /// Milliseconds a log search may take before it answers with what it found (hidden).
+    #[arg(long, env = "TESTSCHEDULER_SEARCH_BUDGET_MS", default_value_t = 2000, hide = true, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub search_budget_ms: u64,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -218,6 +224,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `--max-connections-per-client`.
     pub max_connections_per_client: usize,
+    /// Bytes one `/ws` connection may have queued (hub queues and outgoing frames, each).
+    pub ws_queue_bytes: usize,
+    /// How long one log search may take.
+    pub search_budget: Duration,
 }
 
 impl Config {
@@ -336,6 +346,8 @@ impl Config {
             allowed_hosts,
             public_url: args.public_url,
             max_connections_per_client: usize::try_from(args.max_connections_per_client).unwrap_or(usize::MAX),
+            ws_queue_bytes: usize::try_from(args.ws_queue_bytes).unwrap_or(usize::MAX),
+            search_budget: Duration::from_millis(args.search_budget_ms),
         })
     }
 

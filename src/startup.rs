@@ -6,7 +6,7 @@ use crate::discovery::TestTree;
 use crate::dispatch::local;
 use crate::envs_file::Environments;
 use crate::http::conn::{self, ClientConn, ConnLimiter, Stopping};
-use crate::hub::{Hub, LogEvent};
+use crate::hub::{Hub, LogEvent, RunEvent};
 use crate::scheduler::{Dispatcher, Scheduler};
 use crate::state::AppState;
 use crate::store::{runs, writer::LogWriter, Store, StoreError};
@@ -260,7 +260,7 @@ fn announce_lines(store: Store, hub: Hub) -> crate::store::writer::OnCommit {
     Box::new(move |c| {
         if c.first {
             if let Ok(Some(run)) = store.conn().and_then(|conn| runs::get(&conn, c.run_id)) {
-                hub.publish_run("taskChanged", &run);
+                hub.publish_run(RunEvent::Changed, &run);
             }
         }
         hub.publish_log(

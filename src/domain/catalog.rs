@@ -4,7 +4,7 @@
 //! and validating that file's text lives here; reading and watching it does
 //! not (see `envs_file`). No I/O here.
 
-use super::EnvSet;
+use super::{EnvSet, RunId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -148,6 +148,21 @@ impl Catalog {
             Catalog::Defs(defs) => defs.iter().map(|d| d.id.to_string()).collect::<Vec<_>>().join(","),
         }
     }
+}
+
+/// One environment as `GET /api/envs` and `envChanged` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvView {
+    pub id: u32,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub description: String,
+    /// `free`, `busy`, `reserved` or `disabled`.
+    pub state: &'static str,
+    pub run_id: Option<RunId>,
+    pub holder: Option<serde_json::Value>,
+    pub queue_length: u64,
+    pub disabled_reason: Option<String>,
 }
 
 /// `[a-z0-9][a-z0-9._-]{0,31}`.

@@ -8,7 +8,7 @@ pub mod queue;
 pub mod run;
 pub mod transition;
 
-pub use catalog::{Catalog, EnvDef};
+pub use catalog::{Catalog, EnvDef, EnvView};
 pub use envs::EnvSet;
 pub use lines::LineSplitter;
 pub use run::{Run, RunId, RunStatus};

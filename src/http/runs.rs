@@ -85,7 +85,9 @@ pub async fn cancel(path: web::Path<String>, state: web::Data<AppState>) -> Resu
     Ok(HttpResponse::Ok().json(run))
 }
 
-/// `GET /api/testruns/{id}/lines?from=K&limit=N`
+/// `GET /api/testruns/{id}/lines?from=K&limit=N`: a page of at most `limit`
+/// (≤ 10,000) lines and 8 MiB of text, streamed as it is read, with `next`:
+/// the line to ask for next, or null once the page reaches the stored end.
 pub async fn lines(
     path: web::Path<String>,
     query: web::Query<LinesQuery>,
@@ -94,21 +96,27 @@ pub async fn lines(
     let id = run_id(&path)?;
     let from = query.from.unwrap_or(0);
     let limit = query.limit.unwrap_or(1000).min(logs::MAX_SLICE);
-    let store = state.store.clone();
-    let (total, lines) = web::block(move || -> Result<_, AppError> {
-        let conn = store.conn()?;
-        let (_, total, _) = runs::log_state(&conn, id)?.ok_or_else(|| not_found(id))?;
-        // Lines are numbered as SQLite integers: a `from` past i64::MAX is past every line.
-        if i64::try_from(from).is_err() {
-            return Ok((total, Vec::new()));
-        }
-        Ok((total, logs::read(&conn, id, from, limit)?))
-    })
-    .await??;
-    Ok(HttpResponse::Ok().json(json!({ "id": id, "from": from, "total": total, "lines": lines })))
+    let total = log_total(&state, id).await?;
+    let head = format!("{{\"id\":{id},\"from\":{from},\"total\":{total},\"lines\":[");
+    let cursor = Cursor::page(from, total, u64::from(limit), logs::MAX_PAGE_BYTES);
+    let tail = move |c: &Cursor| match c.next {
+        next if next < total => format!("],\"next\":{next}}}"),
+        _ => "],\"next\":null}".to_string(),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(stream_log(
+            state.store.clone(),
+            id,
+            cursor,
+            Shape::JsonArray,
+            head,
+            tail,
+        )))
 }
 
-/// `GET /api/testruns/{id}/search?q=TEXT&limit=N`
+/// `GET /api/testruns/{id}/search?q=TEXT&limit=N`: on the search connections
+/// only, within the time budget (`"complete": false` when it ran out).
 pub async fn search(
     path: web::Path<String>,
     query: web::Query<SearchQuery>,
@@ -120,73 +128,209 @@ pub async fn search(
         _ => return Err(AppError::field("q", "Missing data for required field.")),
     };
     let limit = query.limit.unwrap_or(100).clamp(1, logs::MAX_SLICE);
+    let deadline = std::time::Instant::now() + state.config.search_budget;
     let store = state.store.clone();
-    let (matches, more) = web::block(move || -> Result<_, AppError> {
-        let conn = store.conn()?;
+    let found = web::block(move || -> Result<_, AppError> {
+        // All of it on a search connection: a search never waits for, nor holds, the API's.
+        let Some(conn) = store.search_conn(deadline.saturating_duration_since(std::time::Instant::now())) else {
+            return Ok(logs::Found {
+                matches: Vec::new(),
+                more: false,
+                complete: false,
+            });
+        };
         runs::log_state(&conn, id)?.ok_or_else(|| not_found(id))?;
-        Ok(logs::search(&conn, id, &q, limit)?)
+        Ok(logs::search(&conn, id, &q, limit, deadline)?)
     })
     .await??;
-    Ok(HttpResponse::Ok().json(json!({ "id": id, "matches": matches, "more": more })))
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id,
+        "matches": found.matches,
+        "more": found.more,
+        "complete": found.complete,
+    })))
 }
 
-/// `GET /api/testruns/{id}/logs`: the whole output as one string (the seed's shape).
+/// `GET /api/testruns/{id}/logs`: the whole output as one string (the seed's
+/// shape), written as it is read: memory does not grow with the log.
 pub async fn logs_json(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
-    let store = state.store.clone();
-    let text = web::block(move || -> Result<String, AppError> {
-        let conn = store.conn()?;
-        runs::log_state(&conn, id)?.ok_or_else(|| not_found(id))?;
-        let mut text = String::new();
-        let mut from = 0;
-        loop {
-            let page = logs::read(&conn, id, from, logs::MAX_SLICE)?;
-            if page.is_empty() {
-                break;
-            }
-            from += page.len() as u64;
-            for line in page {
-                text.push_str(&line);
-                text.push('\n');
-            }
-        }
-        Ok(text)
-    })
-    .await??;
-    Ok(HttpResponse::Ok().json(json!({ "id": id, "logs": text })))
+    log_total(&state, id).await?;
+    let head = format!("{{\"id\":{id},\"logs\":\"");
+    let tail = |_: &Cursor| "\"}".to_string();
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(stream_log(
+            state.store.clone(),
+            id,
+            Cursor::all(),
+            Shape::JsonString,
+            head,
+            tail,
+        )))
 }
 
-/// `GET /api/testruns/{id}/log.txt`: the raw output, streamed page by page.
+/// `GET /api/testruns/{id}/log.txt`: the raw output, streamed in bounded chunks.
 pub async fn log_txt(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
-    load_run(&state, id).await?;
-    let store = state.store.clone();
-    let pages = futures_util::stream::unfold(Some(0u64), move |from| {
-        let store = store.clone();
-        async move {
-            let from = from?;
-            let page = web::block(move || -> Result<Vec<String>, AppError> {
-                Ok(logs::read(&*store.conn()?, id, from, 5_000)?)
-            })
-            .await;
-            match page {
-                Ok(Ok(lines)) if lines.is_empty() => None,
-                Ok(Ok(lines)) => {
-                    let next = from + lines.len() as u64;
-                    let mut chunk = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-                    for line in lines {
-                        chunk.push_str(&line);
-                        chunk.push('\n');
-                    }
-                    Some((Ok::<_, actix_web::Error>(web::Bytes::from(chunk)), Some(next)))
-                }
-                Ok(Err(e)) => Some((Err(e.into()), None)),
-                Err(e) => Some((Err(e.into()), None)),
-            }
-        }
-    });
+    log_total(&state, id).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header(("Content-Disposition", format!("inline; filename=\"run-{id}.log\"")))
-        .streaming(pages))
+        .streaming(stream_log(
+            state.store.clone(),
+            id,
+            Cursor::all(),
+            Shape::Text,
+            String::new(),
+            |_: &Cursor| String::new(),
+        )))
+}
+
+/// The stored line count of run `id`, or 404.
+async fn log_total(state: &AppState, id: RunId) -> Result<u64, AppError> {
+    let store = state.store.clone();
+    let (_, total, _) = web::block(move || -> Result<_, AppError> { Ok(runs::log_state(&*store.conn()?, id)?) })
+        .await??
+        .ok_or_else(|| not_found(id))?;
+    Ok(total)
+}
+
+/// Bytes of one chunk of a streamed log read (plus at most one line).
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// How lines are written into a streamed body.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Raw text, each line ended by `\n` (`log.txt`).
+    Text,
+    /// The contents of one JSON string, each line ended by `\n` (`/logs`).
+    JsonString,
+    /// JSON strings separated by commas (`/lines`).
+    JsonArray,
+}
+
+/// Where a streamed read is, and what it may still take.
+#[derive(Clone, Copy)]
+struct Cursor {
+    next: u64,
+    until: u64,
+    lines_left: u64,
+    bytes_left: usize,
+    taken: u64,
+    done: bool,
+}
+
+impl Cursor {
+    /// Every stored line.
+    fn all() -> Cursor {
+        Cursor::page(0, u64::MAX, u64::MAX, usize::MAX)
+    }
+
+    /// Lines `from ..` below `until`: at most `lines` of them and `bytes` of text (the first always).
+    fn page(from: u64, until: u64, lines: u64, bytes: usize) -> Cursor {
+        Cursor {
+            next: from,
+            until,
+            lines_left: lines,
+            bytes_left: bytes,
+            taken: 0,
+            done: from >= until || lines == 0,
+        }
+    }
+}
+
+/// Reads the next chunk (about [`CHUNK_BYTES`]) after `c`, on a pooled connection held only for it.
+fn read_chunk(store: &crate::store::Store, id: RunId, c: &mut Cursor, shape: Shape) -> Result<Vec<u8>, AppError> {
+    let conn = store.conn()?;
+    let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
+    let mut scratch = Vec::new();
+    let mut capped = false;
+    let visited = logs::visit(&conn, id, c.next, c.until, |_, text| {
+        if c.lines_left == 0 || (c.taken > 0 && text.len() > c.bytes_left) {
+            capped = true;
+            return logs::Step::Refuse;
+        }
+        match shape {
+            Shape::Text => {
+                buf.extend_from_slice(text.as_bytes());
+                buf.push(b'\n');
+            }
+            Shape::JsonString => {
+                scratch.clear();
+                // A &str always serialises; the quotes around it are dropped.
+                let _ = serde_json::to_writer(&mut scratch, text);
+                buf.extend_from_slice(scratch.get(1..scratch.len().saturating_sub(1)).unwrap_or_default());
+                buf.extend_from_slice(b"\\n");
+            }
+            Shape::JsonArray => {
+                if c.taken > 0 {
+                    buf.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut buf, text);
+            }
+        }
+        c.taken += 1;
+        c.lines_left -= 1;
+        c.bytes_left = c.bytes_left.saturating_sub(text.len());
+        if buf.len() >= CHUNK_BYTES {
+            logs::Step::Last
+        } else {
+            logs::Step::More
+        }
+    })?;
+    c.next = visited.next;
+    c.done = visited.exhausted || capped || c.lines_left == 0 || c.next >= c.until;
+    Ok(buf)
+}
+
+/// A body of `head`, the lines `cursor` selects written as `shape` chunk by
+/// chunk (each read when the client has taken the one before), then `tail`.
+fn stream_log(
+    store: crate::store::Store,
+    id: RunId,
+    cursor: Cursor,
+    shape: Shape,
+    head: String,
+    tail: impl FnOnce(&Cursor) -> String + 'static,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
+    enum Phase {
+        Head(String),
+        Body,
+        Tail,
+        Done,
+    }
+    futures_util::stream::unfold(
+        (Phase::Head(head), cursor, Some(tail)),
+        move |(phase, mut c, mut tail)| {
+            let store = store.clone();
+            async move {
+                match phase {
+                    Phase::Head(head) => {
+                        let next = if c.done { Phase::Tail } else { Phase::Body };
+                        Some((Ok(web::Bytes::from(head)), (next, c, tail)))
+                    }
+                    Phase::Body => {
+                        let read = web::block(move || read_chunk(&store, id, &mut c, shape).map(|b| (b, c))).await;
+                        match read {
+                            Ok(Ok((bytes, c))) => {
+                                let next = if c.done { Phase::Tail } else { Phase::Body };
+                                Some((Ok(web::Bytes::from(bytes)), (next, c, tail)))
+                            }
+                            Ok(Err(e)) => {
+                                tracing::error!(run_id = id, error = %e, "reading a log failed mid-stream");
+                                Some((Err(e.into()), (Phase::Done, c, None)))
+                            }
+                            Err(e) => Some((Err(e.into()), (Phase::Done, c, None))),
+                        }
+                    }
+                    Phase::Tail => {
+                        let text = tail.take().map(|t| t(&c)).unwrap_or_default();
+                        Some((Ok(web::Bytes::from(text)), (Phase::Done, c, None)))
+                    }
+                    Phase::Done => None,
+                }
+            }
+        },
+    )
 }

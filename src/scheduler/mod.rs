@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::instrument;
 
+pub use crate::domain::EnvView;
 pub use dispatcher::{Dispatcher, LocalOutput, LocalRun, LocalRuns};
-pub use queue::{EnvView, RunRequest, Target};
+pub use queue::{RunRequest, Target};
 pub use reservations::ReservationRequest;
 pub mod worker_registry;
 use worker_registry::WorkerRegistry;

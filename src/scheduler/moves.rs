@@ -8,7 +8,7 @@
 
 use super::Scheduler;
 use crate::domain::{run::now, EnvHold, Run, RunId, Transition};
-use crate::hub::LogEvent;
+use crate::hub::{LogEvent, RunEvent};
 use crate::store::{runs, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -90,7 +90,7 @@ impl Scheduler {
     /// Tells every client the run changed and, when `log_ended`, its
     /// followers that its log is complete.
     pub(super) fn announce(&self, run: &Run, log_ended: bool) {
-        self.hub.publish_run("taskChanged", run);
+        self.hub.publish_run(RunEvent::Changed, run);
         if log_ended {
             self.hub.publish_log(
                 run.id,

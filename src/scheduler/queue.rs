@@ -8,13 +8,13 @@
 
 use super::Scheduler;
 use crate::domain::queue::{etas, positions, Holder, Waiting};
-use crate::domain::{run::now, run::timestamp, Catalog, Run, RunId, RunStatus, Transition};
+use crate::domain::{run::now, run::timestamp, Catalog, EnvView, Run, RunId, RunStatus, Transition};
 use crate::error::AppError;
+use crate::hub::RunEvent;
 use crate::store::queue::{self as rows, parse_ms, HolderRow, QueuedRow};
 use crate::store::reservations::{self, Reservation};
 use crate::store::{now_ms, runs, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
-use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use tracing::instrument;
@@ -39,21 +39,6 @@ pub struct RunRequest {
     pub wait: bool,
     pub priority: i32,
     pub queue_timeout_s: Option<u64>,
-}
-
-/// One environment as `GET /api/envs` and `envChanged` show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EnvView {
-    pub id: u32,
-    pub name: String,
-    pub labels: Vec<String>,
-    pub description: String,
-    /// `free`, `busy`, `reserved` or `disabled`.
-    pub state: &'static str,
-    pub run_id: Option<RunId>,
-    pub holder: Option<serde_json::Value>,
-    pub queue_length: u64,
-    pub disabled_reason: Option<String>,
 }
 
 /// What the queue looks like at one moment, read in one go.
@@ -279,7 +264,7 @@ impl Scheduler {
         tracing::info!(run_id = run.id, user = %run.username, status = %run.status, "run admitted");
         self.queue_changed(Some(run.id));
         let run = runs::get(&*self.store.conn()?, run.id)?.ok_or(StoreError::NotFound(run.id))?;
-        self.hub.publish_run("taskAdded", &run);
+        self.hub.publish_run(RunEvent::Added, &run);
         if run.status == RunStatus::Created {
             if let Err(e) = self.dispatcher.submit(&run) {
                 tracing::error!(run_id = run.id, error = %e, "dispatch failed; the run waits for the next start");
@@ -404,7 +389,7 @@ impl Scheduler {
         tx.commit()?;
         for id in changed {
             if let Some(run) = runs::get(&conn, id)? {
-                self.hub.publish_run("taskChanged", &run);
+                self.hub.publish_run(RunEvent::Changed, &run);
             }
         }
         self.announce_envs(&snap);
@@ -424,8 +409,7 @@ impl Scheduler {
                 continue;
             }
             if let Some(v) = &view {
-                self.hub
-                    .publish_frame(json!({ "event": "envChanged", "env": v }).to_string());
+                self.hub.publish_env(v);
             }
             match view {
                 Some(v) if !plain => {

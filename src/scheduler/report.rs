@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::hub::LogEvent;
 use crate::protocol::worker::{Heartbeat, HeartbeatReply, Report, ReportReply, WorkerStatus};
 use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use tracing::instrument;
 
@@ -200,14 +200,14 @@ impl Scheduler {
 
     /// Sends the worker list as it is now to every `/ws` client.
     fn send_workers(&self) {
-        let frame = json!({ "event": "workersChanged", "workers": self.workers.list() });
-        self.hub.publish_frame(frame.to_string());
+        self.hub.publish_workers(&self.workers.list());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(v: Value) -> Result<Report, AppError> {
         match v {

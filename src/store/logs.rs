@@ -70,12 +70,98 @@ pub fn count(conn: &Connection, run_id: RunId) -> Result<u64, StoreError> {
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
-/// Lines `from .. from + limit` (fewer at the end).
+/// Largest `/lines` page in bytes of text (a first line is always taken).
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+
+/// A line number as SQLite stores it; `None` past any line that can exist.
+fn line_param(n: u64) -> Option<i64> {
+    i64::try_from(n).ok()
+}
+
+/// Lines `from .. from + limit` (fewer at the end; none from past the end).
 pub fn read(conn: &Connection, run_id: RunId, from: u64, limit: u32) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT text FROM log_lines WHERE run_id = ?1 AND line >= ?2 ORDER BY line LIMIT ?3")?;
-    let rows = stmt.query_map(params![run_id, from as i64, limit.min(MAX_SLICE)], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    read_bounded(conn, run_id, from, limit, usize::MAX)
+}
+
+/// Lines from `from` on: at most `max_lines`, and no more once `max_bytes`
+/// of text are read (the first line is taken whatever its size).
+pub fn read_bounded(
+    conn: &Connection,
+    run_id: RunId,
+    from: u64,
+    max_lines: u32,
+    max_bytes: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let max_lines = max_lines.min(MAX_SLICE) as usize;
+    if max_lines == 0 {
+        return Ok(out);
+    }
+    visit(conn, run_id, from, u64::MAX, |_, text| {
+        bytes = bytes.saturating_add(text.len());
+        out.push(text.to_string());
+        if out.len() >= max_lines || bytes >= max_bytes {
+            Step::Last
+        } else {
+            Step::More
+        }
+    })?;
+    Ok(out)
+}
+
+/// What a [`visit`] callback wants after seeing a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// It took the line; go on.
+    More,
+    /// It took the line; stop.
+    Last,
+    /// It did not take the line; stop before it.
+    Refuse,
+}
+
+/// Where a [`visit`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visited {
+    /// The line after the last one taken (`from` if none).
+    pub next: u64,
+    /// True when there were no more stored lines below `until`.
+    pub exhausted: bool,
+}
+
+/// Shows `f` the stored lines `from, from + 1, …` below `until`, in order,
+/// each text borrowed from SQLite (nothing is copied unless `f` copies it),
+/// until `f` says stop. Memory does not grow with the log.
+pub fn visit(
+    conn: &Connection,
+    run_id: RunId,
+    from: u64,
+    until: u64,
+    mut f: impl FnMut(u64, &str) -> Step,
+) -> Result<Visited, StoreError> {
+    let mut next = from;
+    let (Some(lo), hi) = (line_param(from), line_param(until).unwrap_or(i64::MAX)) else {
+        return Ok(Visited { next, exhausted: true });
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT line, text FROM log_lines WHERE run_id = ?1 AND line >= ?2 AND line < ?3 ORDER BY line",
+    )?;
+    let mut rows = stmt.query(params![run_id, lo, hi])?;
+    while let Some(row) = rows.next()? {
+        let line = row.get::<_, i64>(0)?.max(0) as u64;
+        let raw = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
+        let text = String::from_utf8_lossy(raw);
+        match f(line, &text) {
+            Step::More => next = line.saturating_add(1),
+            Step::Last => {
+                next = line.saturating_add(1);
+                return Ok(Visited { next, exhausted: false });
+            }
+            Step::Refuse => return Ok(Visited { next, exhausted: false }),
+        }
+    }
+    Ok(Visited { next, exhausted: true })
 }
 
 /// One line that contains the searched text.
@@ -85,31 +171,89 @@ pub struct Match {
     pub text: String,
 }
 
-/// Lines containing `q` once ANSI codes are removed, at most `limit`, and
-/// whether there are more. SQLite pre-filters: a line can only match if it
-/// holds `q` as is or holds an escape character that may split it.
-pub fn search(conn: &Connection, run_id: RunId, q: &str, limit: u32) -> Result<(Vec<Match>, bool), StoreError> {
+/// What a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// Matching lines in order, ANSI codes removed.
+    pub matches: Vec<Match>,
+    /// True when there are more matches than the limit.
+    pub more: bool,
+    /// False when the time budget ran out before the whole log was searched.
+    pub complete: bool,
+}
+
+/// Lines searched between two looks at the clock.
+const SEARCH_RANGE: i64 = 32_768;
+
+/// Lines containing `q` once ANSI codes are removed, at most `limit`, looking
+/// no longer than until `deadline` (then `complete` is false). SQLite scans a
+/// range of lines at a time and returns only candidates: lines that hold `q`
+/// as is or an escape character that may split it; a candidate is read in
+/// place, stripped (into one reused buffer) if it holds ESC, and matched.
+pub fn search(
+    conn: &Connection,
+    run_id: RunId,
+    q: &str,
+    limit: u32,
+    deadline: std::time::Instant,
+) -> Result<Found, StoreError> {
+    let finder = memchr::memmem::Finder::new(q.as_bytes());
+    let mut found = Found {
+        matches: Vec::new(),
+        more: false,
+        complete: true,
+    };
+    let end = i64::try_from(count(conn, run_id)?).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(
         "SELECT line, text FROM log_lines
-         WHERE run_id = ?1 AND (instr(text, ?2) > 0 OR instr(text, char(27)) > 0)
+         WHERE run_id = ?1 AND line >= ?2 AND line < ?3
+           AND (instr(text, ?4) > 0 OR instr(text, char(27)) > 0)
          ORDER BY line",
     )?;
-    let mut rows = stmt.query(params![run_id, q])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let text: String = row.get(1)?;
-        let plain = strip_ansi(&text);
-        if plain.contains(q) {
-            if out.len() as u32 == limit {
-                return Ok((out, true));
-            }
-            out.push(Match {
-                line: row.get::<_, i64>(0)?.max(0) as u64,
-                text: plain,
-            });
+    let mut plain = Vec::new();
+    let mut lo = 0i64;
+    while lo < end {
+        if std::time::Instant::now() >= deadline {
+            found.complete = false;
+            return Ok(found);
         }
+        let hi = lo.saturating_add(SEARCH_RANGE);
+        let mut rows = stmt.query(params![run_id, lo, hi, q])?;
+        while let Some(row) = rows.next()? {
+            let raw = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
+            let text: &[u8] = if memchr::memchr(0x1b, raw).is_some() {
+                strip_ansi_into(raw, &mut plain);
+                &plain
+            } else {
+                raw
+            };
+            if finder.find(text).is_some() {
+                if found.matches.len() as u32 >= limit {
+                    found.more = true;
+                    return Ok(found);
+                }
+                found.matches.push(Match {
+                    line: row.get::<_, i64>(0)?.max(0) as u64,
+                    text: String::from_utf8_lossy(text).into_owned(),
+                });
+            }
+        }
+        lo = hi;
     }
-    Ok((out, false))
+    Ok(found)
+}
+
+/// The read-only connections searches use: few (half the CPUs, 1 to 4), so
+/// that searches at once leave cores to the writer and the API.
+pub fn search_pool(path: &std::path::Path) -> Result<r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>, StoreError> {
+    use rusqlite::OpenFlags;
+    let size = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)) as u32;
+    let manager = r2d2_sqlite::SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+        .with_init(|c| {
+            c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA mmap_size = 1073741824;")
+        });
+    Ok(r2d2::Pool::builder().max_size(size).min_idle(Some(0)).build(manager)?)
 }
 
 /// `text` without ANSI escape sequences.
@@ -117,7 +261,63 @@ pub fn strip_ansi(text: &str) -> String {
     if !text.contains('\u{1b}') {
         return text.to_string();
     }
-    String::from_utf8_lossy(&strip_ansi_escapes::strip(text)).into_owned()
+    let mut out = Vec::with_capacity(text.len());
+    strip_ansi_into(text.as_bytes(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes `raw` without its escape sequences into `out` (cleared first): CSI
+/// (`ESC [` … final byte), OSC (`ESC ]` … BEL or `ESC \`), DCS/SOS/PM/APC
+/// strings (`ESC P`/`X`/`^`/`_` … `ESC \`), and two- or three-byte escapes. A
+/// byte-level pass, much faster than a full terminal parser, and all a search
+/// needs: the text a terminal would print.
+pub fn strip_ansi_into(raw: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 0;
+    while i < raw.len() {
+        let Some(esc) = memchr::memchr(0x1b, &raw[i..]) else {
+            out.extend_from_slice(&raw[i..]);
+            return;
+        };
+        out.extend_from_slice(&raw[i..i + esc]);
+        i += esc + 1;
+        match raw.get(i) {
+            Some(b'[') => {
+                i += 1;
+                while i < raw.len() && (0x20..=0x3f).contains(&raw[i]) {
+                    i += 1;
+                }
+                if i < raw.len() && (0x40..=0x7e).contains(&raw[i]) {
+                    i += 1;
+                }
+            }
+            Some(b']') | Some(b'P') | Some(b'X') | Some(b'^') | Some(b'_') => {
+                let osc = raw[i] == b']';
+                i += 1;
+                while i < raw.len() {
+                    if osc && raw[i] == 0x07 {
+                        i += 1;
+                        break;
+                    }
+                    if raw[i] == 0x1b && raw.get(i + 1) == Some(&b'\\') {
+                        i += 2;
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            Some(b) if (0x20..=0x2f).contains(b) => {
+                while i < raw.len() && (0x20..=0x2f).contains(&raw[i]) {
+                    i += 1;
+                }
+                if i < raw.len() {
+                    i += 1;
+                }
+            }
+            Some(_) => i += 1,
+            None => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,16 +355,92 @@ mod tests {
         assert!(read(&c, 1, 9, 100).expect("read").is_empty());
     }
 
+    fn later() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(60)
+    }
+
     #[test]
     fn search_ignores_ansi_codes() {
         let c = db();
         append(&c, 1, 0, &s(&["plain FAILED", "\u{1b}[31mFAI\u{1b}[0mLED", "ok"])).expect("ok");
-        let (m, more) = search(&c, 1, "FAILED", 10).expect("search");
-        assert_eq!(m.iter().map(|m| m.line).collect::<Vec<_>>(), [0, 1]);
-        assert!(!more);
-        assert_eq!(m[1].text, "FAILED");
-        let (m, more) = search(&c, 1, "FAILED", 1).expect("search");
-        assert_eq!(m.len(), 1);
-        assert!(more);
+        let f = search(&c, 1, "FAILED", 10, later()).expect("search");
+        assert_eq!(f.matches.iter().map(|m| m.line).collect::<Vec<_>>(), [0, 1]);
+        assert!(!f.more && f.complete);
+        assert_eq!(f.matches[1].text, "FAILED");
+        let f = search(&c, 1, "FAILED", 1, later()).expect("search");
+        assert_eq!(f.matches.len(), 1);
+        assert!(f.more && f.complete);
+    }
+
+    #[test]
+    fn a_search_past_its_deadline_says_it_is_incomplete() {
+        let c = db();
+        let lines: Vec<String> = (0..5000).map(|i| format!("line {i}")).collect();
+        append(&c, 1, 0, &lines).expect("ok");
+        let f = search(&c, 1, "line 4999", 10, std::time::Instant::now()).expect("search");
+        assert!(!f.complete);
+        assert!(f.matches.is_empty());
+    }
+
+    #[test]
+    fn escape_sequences_of_every_kind_are_stripped() {
+        let cases = [
+            ("\u{1b}[1;31mred\u{1b}[0m", "red"),
+            ("\u{1b}]0;title\u{7}text", "text"),
+            ("\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\", "link"),
+            ("\u{1b}P+q544e\u{1b}\\after", "after"),
+            ("a\u{1b}(Bb\u{1b}=c", "abc"),
+            ("tail\u{1b}", "tail"),
+            ("\u{1b}[", ""),
+            ("plain", "plain"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(strip_ansi(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn reads_are_bounded_in_bytes_and_never_wrap() {
+        let c = db();
+        let lines: Vec<String> = (0..10).map(|i| format!("{i}").repeat(100)).collect();
+        append(&c, 1, 0, &lines).expect("ok");
+        assert_eq!(read_bounded(&c, 1, 0, 100, 250).expect("read").len(), 3);
+        assert_eq!(
+            read_bounded(&c, 1, 0, 100, 1).expect("read").len(),
+            1,
+            "a first line always"
+        );
+        assert!(read(&c, 1, u64::MAX, 100).expect("read").is_empty());
+        assert!(read(&c, 1, 1 << 63, 100).expect("read").is_empty());
+        let v = visit(&c, 1, u64::MAX, u64::MAX, |_, _| Step::More).expect("visit");
+        assert_eq!(
+            v,
+            Visited {
+                next: u64::MAX,
+                exhausted: true
+            }
+        );
+        let mut seen = Vec::new();
+        let v = visit(&c, 1, 2, 5, |line, _| {
+            seen.push(line);
+            Step::More
+        })
+        .expect("visit");
+        assert_eq!(seen, [2, 3, 4]);
+        assert_eq!(
+            v,
+            Visited {
+                next: 5,
+                exhausted: true
+            }
+        );
+        let v = visit(&c, 1, 2, 5, |line, _| if line == 3 { Step::Refuse } else { Step::More }).expect("visit");
+        assert_eq!(
+            v,
+            Visited {
+                next: 3,
+                exhausted: false
+            }
+        );
     }
 }

@@ -108,6 +108,9 @@ pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     path: Arc<PathBuf>,
     health: Arc<WriteHealth>,
+    /// Read-only connections for log searches only, so a search never takes
+    /// the API's or the writer's connections (see `logs::search`).
+    search: r2d2::Pool<SqliteConnectionManager>,
 }
 
 /// What every connection runs first.
@@ -130,8 +133,10 @@ impl Store {
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(CONNECTION_PRAGMAS));
         let pool = r2d2::Pool::builder().max_size(8).build(manager)?;
+        let search = logs::search_pool(path)?;
         Ok(Store {
             pool,
+            search,
             path: Arc::new(path.to_path_buf()),
             health: Arc::default(),
         })
@@ -283,4 +288,11 @@ fn check(conn: &Connection) -> Result<(), StoreError> {
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// A read-only search connection, waiting at most `wait` for one; `None` if none came.
+    pub fn search_conn(&self, wait: std::time::Duration) -> Option<Conn> {
+        self.search.get_timeout(wait).ok()
+    }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod edge;
 mod helpers;
+mod log_reads;
 mod queue;
 mod recovery;
 mod reservations;
