@@ -25,7 +25,7 @@ pub struct CreateContext {
 }
 
 /// A valid `POST /api/testruns` body.
-#[derive(Debug, Validate)]
+#[derive(Debug, Validate, utoipa::ToSchema)]
 #[garde(context(CreateContext))]
 pub struct CreateRun {
     #[garde(custom(valid_username))]
@@ -217,7 +217,8 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
 }
 
 /// Query of `GET /api/testruns`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<String>,
     pub before: Option<String>,
@@ -276,14 +277,16 @@ impl ListQuery {
 }
 
 /// Query of `GET /api/testruns/{id}/lines`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinesQuery {
     pub from: Option<u64>,
     pub limit: Option<u32>,
 }
 
 /// Query of `GET /api/testruns/{id}/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     pub q: Option<String>,
     pub limit: Option<u32>,

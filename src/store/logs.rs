@@ -47,7 +47,7 @@ pub fn read(conn: &Connection, run_id: RunId, from: u64, limit: u32) -> Result<V
 }
 
 /// One line that contains the searched text.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Match {
     pub line: u64,
     pub text: String,
