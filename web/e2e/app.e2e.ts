@@ -278,6 +278,28 @@ describe('testscheduler web app', () => {
     await context.close()
   })
 
+  it('drops title and DCS sequences and renders OSC 8 links safely', async () => {
+    const run = await queue('./tests/test_escapes.py')
+    await waitFor('run end', async () => (await runStatus(run.id)) === 'succeeded')
+    const { page, problems, context } = await newPage(browser)
+    await page.goto(`${server.url}/runs/${run.id}`)
+    const log = page.locator('[role=log]')
+    await log.locator('.line', { hasText: 'refused label' }).waitFor()
+    const text = await log.innerText()
+    expect(text).toContain('beforeafter')
+    expect(text).not.toMatch(/\]0;|P\+q|544e|a window title/)
+    expect(text).toContain('see the docs here')
+    expect(text).toContain('and refused label too')
+    const link = log.getByRole('link', { name: 'the docs' })
+    expect(await link.getAttribute('href')).toBe('https://example.com/docs')
+    expect(await link.getAttribute('rel')).toBe('noopener noreferrer')
+    expect(await link.getAttribute('target')).toBe('_blank')
+    expect(await log.locator('a[href^="javascript"]').count()).toBe(0)
+    expect(await log.getByRole('link', { name: 'refused label' }).count()).toBe(0)
+    clean(problems)
+    await context.close()
+  })
+
   it('searches the log and jumps to a match', async () => {
     const run = await queue('./tests/test_fail.py')
     await waitFor('run end', async () => (await runStatus(run.id)) === 'failed')
