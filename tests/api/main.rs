@@ -4,6 +4,7 @@
 
 mod cli;
 mod helpers;
+mod openapi;
 mod recovery;
 mod runs;
 mod spa;
