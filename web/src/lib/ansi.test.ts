@@ -96,6 +96,13 @@ describe('escape sequences other than colours', () => {
     expect(ansiToHtml(`shown${ESC}[12`)).toBe('shown')
   })
 
+  it('drops a CSI broken by a control character, and keeps the text after it', () => {
+    expect(ansiToHtml(`a${ESC}[1;2\u0007b`)).toBe('ab')
+    expect(ansiToHtml(`a${ESC}[1${ESC}[31mb`)).toBe(
+      'a<span style="color:rgb(255,123,114)">b</span>',
+    )
+  })
+
   it('lets a new escape end an OSC that lacks its terminator', () => {
     expect(ansiToHtml(`a${ESC}]0;t${ESC}[1mb`)).toBe('a<span style="font-weight:bold">b</span>')
   })

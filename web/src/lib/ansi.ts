@@ -24,6 +24,8 @@ export interface Segment {
 const TEXT_RE = /[^\u0000-\u0008\u000a-\u001f\u007f-\u009f]+/y
 // eslint-disable-next-line no-control-regex
 const CSI_RE = /\u001b\[([0-?]*)([ -/]*)([@-~])/y
+// eslint-disable-next-line no-control-regex
+const CSI_PREFIX_RE = /\u001b\[[0-?]*[ -/]*/y
 // nF escapes (e.g. `ESC ( B`, designate a character set): intermediates, then a final.
 // eslint-disable-next-line no-control-regex
 const NF_RE = /\u001b[ -/]+[0-~]/y
@@ -79,7 +81,13 @@ export function splitLine(line: string): Segment[] {
     if (kind === '[') {
       CSI_RE.lastIndex = i
       const csi = CSI_RE.exec(line)
-      if (!csi) break // cut short at the end of the line
+      if (!csi) {
+        // Cut short (end of line) or broken by a control character: drop what
+        // was read of it; the character that broke it is read next.
+        CSI_PREFIX_RE.lastIndex = i
+        i += CSI_PREFIX_RE.exec(line)?.[0].length ?? 2
+        continue
+      }
       const [all, params, inter, final] = csi
       if (final === 'm' && !inter && SGR_PARAMS_RE.test(params ?? '')) current.ansi += all
       i += all.length
