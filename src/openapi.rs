@@ -58,7 +58,9 @@ use utoipa::{OpenApi, ToSchema};
         ReportAnswer,
         Heartbeat,
         HeartbeatAnswer,
-        Health
+        Health,
+        WsServerEvent,
+        WsClientOp
     ))
 )]
 pub struct ApiDoc;
@@ -203,6 +205,57 @@ pub struct HeartbeatAnswer {
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+/// A frame the server sends on `/ws` (docs/ws.md). A schema-only mirror of
+/// the frames `http/ws.rs` and the hub write; the web app's `ServerEvent`.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "event")]
+pub enum WsServerEvent {
+    /// A run was created.
+    #[serde(rename = "taskAdded")]
+    TaskAdded { run: Run },
+    /// A run's status or `logs` flag changed.
+    #[serde(rename = "taskChanged")]
+    TaskChanged { run: Run },
+    /// The list of remote workers changed.
+    #[serde(rename = "workersChanged")]
+    WorkersChanged { workers: Vec<WorkerInfo> },
+    /// Lines `from, from + 1, …` of a followed run.
+    #[serde(rename = "logLines")]
+    LogLines { id: i64, from: u64, lines: Vec<String> },
+    /// The followed run finished; all `total` lines were sent.
+    #[serde(rename = "logEnd")]
+    LogEnd { id: i64, total: u64, status: RunStatus },
+    /// Line `line` so far, not yet ended by a newline; not stored.
+    #[serde(rename = "logPartial")]
+    LogPartial { id: i64, line: u64, text: String },
+    /// The client fell behind: follow again from `next`.
+    #[serde(rename = "lagged")]
+    Lagged { id: i64, next: u64 },
+    /// A malformed message, or a follow of an unknown run.
+    #[serde(rename = "error")]
+    Error {
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<i64>,
+    },
+}
+
+/// A message a client sends on `/ws`.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum WsClientOp {
+    /// Send the run's lines from `from` (default 0), or from `tail` lines before the end.
+    Follow {
+        id: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tail: Option<u64>,
+    },
+    /// Stop sending the run's lines.
+    Unfollow { id: i64 },
 }
 
 /// Discovered test paths (`./tests/...`; directories end in `/`), sorted.

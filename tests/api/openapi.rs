@@ -242,3 +242,39 @@ fn the_checker_notices_drift() {
     check(&doc, &schema, &json!({"id": "1", "run_id": null}), "$", &mut problems);
     assert_eq!(problems.len(), 1, "{problems:?}");
 }
+
+/// Every `/ws` frame the server sends fits `WsServerEvent` (the web app's
+/// `ServerEvent`): run events, a follow's lines and end, and errors.
+#[test]
+fn the_ws_frames_fit_the_openapi_document() {
+    let doc = document();
+    let schema = json!({"$ref": "#/components/schemas/WsServerEvent"});
+    let app = spawn_app();
+    let mut ws = app.ws();
+    let run = app.queue(5, "./tests/test_quick.py");
+    let id = run["id"].as_i64().expect("id");
+    ws.send(json!({"op": "follow", "id": id, "from": 0}));
+    ws.send(json!({"op": "follow", "id": 999_999}));
+    ws.send(json!({"op": "dance"}));
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut ended = false;
+    let mut errors = 0;
+    while !(ended && errors == 2) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Some(frame) = ws.next(left) else {
+            panic!("no logEnd and two errors within 60 s; frames: {seen:?}");
+        };
+        let mut problems = Vec::new();
+        check(&doc, &schema, &frame, "$", &mut problems);
+        assert!(
+            problems.is_empty(),
+            "/ws frame {frame} does not fit WsServerEvent:\n{}",
+            problems.join("\n")
+        );
+        ended |= frame["event"] == "logEnd" && frame["id"] == id;
+        errors += usize::from(frame["event"] == "error");
+        seen.push(frame["event"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(seen.iter().any(|e| e == "logLines"), "{seen:?}");
+}

@@ -401,6 +401,76 @@ export interface components {
             /** Format: int64 */
             slots: number;
         };
+        /** @description A message a client sends on `/ws`. */
+        WsClientOp: {
+            /** Format: int64 */
+            from?: number | null;
+            /** Format: int64 */
+            id: number;
+            /** @enum {string} */
+            op: "follow";
+            /** Format: int64 */
+            tail?: number | null;
+        } | {
+            /** Format: int64 */
+            id: number;
+            /** @enum {string} */
+            op: "unfollow";
+        };
+        /**
+         * @description A frame the server sends on `/ws` (docs/ws.md). A schema-only mirror of
+         *     the frames `http/ws.rs` and the hub write; the web app's `ServerEvent`.
+         */
+        WsServerEvent: {
+            /** @enum {string} */
+            event: "taskAdded";
+            run: components["schemas"]["Run"];
+        } | {
+            /** @enum {string} */
+            event: "taskChanged";
+            run: components["schemas"]["Run"];
+        } | {
+            /** @enum {string} */
+            event: "workersChanged";
+            workers: components["schemas"]["WorkerInfo"][];
+        } | {
+            /** @enum {string} */
+            event: "logLines";
+            /** Format: int64 */
+            from: number;
+            /** Format: int64 */
+            id: number;
+            lines: string[];
+        } | {
+            /** @enum {string} */
+            event: "logEnd";
+            /** Format: int64 */
+            id: number;
+            status: components["schemas"]["RunStatus"];
+            /** Format: int64 */
+            total: number;
+        } | {
+            /** @enum {string} */
+            event: "logPartial";
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            line: number;
+            text: string;
+        } | {
+            /** @enum {string} */
+            event: "lagged";
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            next: number;
+        } | {
+            /** @enum {string} */
+            event: "error";
+            /** Format: int64 */
+            id?: number | null;
+            message: string;
+        };
     };
     responses: never;
     parameters: never;

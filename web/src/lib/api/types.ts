@@ -47,19 +47,8 @@ export interface RunFilters {
   path?: string
 }
 
-/** Server → client frames on `/ws`. */
-export type ServerEvent =
-  | { event: 'taskAdded'; run: Run }
-  | { event: 'taskChanged'; run: Run }
-  | { event: 'logLines'; id: number; from: number; lines: string[] }
-  | { event: 'logEnd'; id: number; total: number; status: RunStatus }
-  | { event: 'logPartial'; id: number; line: number; text: string }
-  | { event: 'lagged'; id: number; next: number }
-  | { event: 'workersChanged'; workers: Worker[] }
-  | { event: 'error'; message: string }
+/** Server → client frames on `/ws` (docs/ws.md). */
+export type ServerEvent = Schemas['WsServerEvent']
 
 /** Client → server frames on `/ws`. */
-export type ClientOp =
-  | { op: 'follow'; id: number; from: number }
-  | { op: 'follow'; id: number; tail: number }
-  | { op: 'unfollow'; id: number }
+export type ClientOp = Schemas['WsClientOp']
