@@ -80,17 +80,20 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
 fi
 echo "pytest:   $(python3 -m pytest --version 2>&1 | head -1)"
 
+# The browser tests use $CHROMIUM (default /usr/bin/chromium, Debian's package).
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+export CHROMIUM
 APT_WANT=()
 have redis-server || APT_WANT+=(redis-server)
-[ -x /usr/bin/chromium ] || APT_WANT+=(chromium)
+[ -x "$CHROMIUM" ] || APT_WANT+=(chromium)
 if [ "${#APT_WANT[@]}" -gt 0 ]; then
   echo "installing ${APT_WANT[*]}"
   apt_install "${APT_WANT[@]}" || need "${APT_WANT[*]}" "sudo apt-get install -y ${APT_WANT[*]}"
 fi
 have redis-server || need "redis-server" "sudo apt-get install -y redis-server"
-[ -x /usr/bin/chromium ] || need "Chromium at /usr/bin/chromium (the browser tests)" "sudo apt-get install -y chromium"
+[ -x "$CHROMIUM" ] || need "Chromium at $CHROMIUM (the browser tests; set CHROMIUM to use another)" "sudo apt-get install -y chromium"
 echo "redis:    $(redis-server --version | head -1)"
-echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+echo "chromium: $("$CHROMIUM" --version 2>/dev/null | head -1)"
 
 # Vite 8 needs Node 20.19+ (Debian's own nodejs is older): not installed here.
 NODE_CMD="sudo apt-get install -y nodejs npm  # Debian 13 / Ubuntu 24.04 or newer; older releases ship a Node that is too old"
