@@ -296,6 +296,7 @@ describe('testscheduler web app', () => {
     expect(await link.getAttribute('target')).toBe('_blank')
     expect(await log.locator('a[href^="javascript"]').count()).toBe(0)
     expect(await log.getByRole('link', { name: 'refused label' }).count()).toBe(0)
+    await log.screenshot({ path: `${SHOTS}/e2e-escapes.png` })
     clean(problems)
     await context.close()
   })
