@@ -9,6 +9,7 @@ pub mod envs_file;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod openapi;
 pub mod protocol;
 pub mod runner;
 pub mod scheduler;

@@ -7,7 +7,7 @@ use std::fmt;
 pub type RunId = i64;
 
 /// Where a run stands. Moves only along [`super::transition::MOVES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Waiting for its environment; holds none.
@@ -72,8 +72,9 @@ impl fmt::Display for RunStatus {
 }
 
 /// One run, exactly as `GET /api/testruns/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Run {
+    #[schema(value_type = i64)]
     pub id: RunId,
     pub username: String,
     /// RFC 3339, UTC, microseconds, `+00:00`.

@@ -29,9 +29,10 @@ pub struct CreateContext {
 
 /// A `POST /api/testruns` body as read, each field checked on its own so
 /// that every bad field is named in one answer.
-#[derive(Debug, Validate)]
+#[derive(Debug, Validate, utoipa::ToSchema)]
+#[schema(as = CreateRun)]
 #[garde(context(CreateContext))]
-struct CreateBody {
+pub struct CreateRunBody {
     #[garde(inner(custom(valid_username)))]
     username: Option<String>,
     #[garde(inner(custom(valid_env)))]
@@ -43,6 +44,7 @@ struct CreateBody {
     #[garde(custom(valid_timeout))]
     timeout_s: Option<u64>,
     #[garde(skip)]
+    #[schema(required = false)]
     wait: bool,
     #[garde(inner(range(min = -10, max = 10)))]
     priority: Option<i64>,
@@ -349,7 +351,7 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
             None
         }
     });
-    let body = CreateBody {
+    let body = CreateRunBody {
         username,
         env_id,
         labels,
@@ -476,7 +478,8 @@ pub fn parse_until(m: &Map<String, Value>) -> Result<chrono::DateTime<chrono::Ut
 }
 
 /// Query of `GET /api/testruns`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<String>,
     pub before: Option<String>,
@@ -535,14 +538,16 @@ impl ListQuery {
 }
 
 /// Query of `GET /api/testruns/{id}/lines`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinesQuery {
     pub from: Option<u64>,
     pub limit: Option<u32>,
 }
 
 /// Query of `GET /api/testruns/{id}/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     pub q: Option<String>,
     pub limit: Option<u32>,

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
 /// One remote worker as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     pub id: String,
     pub host: String,
     pub slots: u64,
+    #[schema(value_type = Vec<i64>)]
     pub running: Vec<RunId>,
     /// RFC 3339, UTC.
     pub last_seen: String,

@@ -165,7 +165,7 @@ pub fn visit(
 }
 
 /// One line that contains the searched text.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Match {
     pub line: u64,
     pub text: String,

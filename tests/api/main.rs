@@ -6,6 +6,7 @@ mod cli;
 mod edge;
 mod helpers;
 mod log_reads;
+mod openapi;
 mod queue;
 mod recovery;
 mod reservations;

@@ -42,6 +42,12 @@ def test_big():
     for i in range(200000):
         write(f"\\033[36m{i:06d}\\033[0m {'y' * 80}\\n")
 `,
+  'tests/test_escapes.py': `
+def test_escapes():
+    print("\\033]0;a window title\\007before\\033P+q544e\\033\\\\after")
+    print("see \\033]8;;https://example.com/docs\\033\\\\the docs\\033]8;;\\033\\\\ here")
+    print("and \\033]8;;javascript:alert(1)\\007refused label\\033]8;;\\007 too")
+`,
   'tests/test_fail.py': `
 def test_fail():
     print("about to fail")

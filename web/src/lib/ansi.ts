@@ -1,9 +1,129 @@
 // Turns one raw log line (ANSI escapes kept) into safe HTML with inline colour styles.
+//
+// A small pre-pass (`splitLine`) reads every escape sequence a test may print
+// (ECMA-48: CSI, OSC ended by BEL or ST, DCS/SOS/PM/APC up to ST, nF and lone
+// two-character escapes) and stray control characters. Only SGR (colour)
+// sequences are passed on to ansi_up, which renders them; OSC 8 hyperlinks
+// become links of their own (http/https only) or plain text; everything else
+// is dropped, so no part of a sequence is ever shown as text.
 import { AnsiUp } from 'ansi_up'
 
 const ESC = '\u001b'
+const BEL = '\u0007'
+
+/** A line cut into runs of text-with-colours, each inside a hyperlink or not. */
+export interface Segment {
+  /** Text and SGR sequences only: what ansi_up is given. */
+  ansi: string
+  /** The OSC 8 target this text is the label of, or null. */
+  url: string | null
+}
+
+// Printable text up to the next escape or control character (tab is text).
 // eslint-disable-next-line no-control-regex
-const ANSI_RE = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g
+const TEXT_RE = /[^\u0000-\u0008\u000a-\u001f\u007f-\u009f]+/y
+// eslint-disable-next-line no-control-regex
+const CSI_RE = /\u001b\[([0-?]*)([ -/]*)([@-~])/y
+// eslint-disable-next-line no-control-regex
+const CSI_PREFIX_RE = /\u001b\[[0-?]*[ -/]*/y
+// nF escapes (e.g. `ESC ( B`, designate a character set): intermediates, then a final.
+// eslint-disable-next-line no-control-regex
+const NF_RE = /\u001b[ -/]+[0-~]/y
+const SGR_PARAMS_RE = /^[0-9;]*$/
+
+/** Where the string sequence starting at `from` ends (after its terminator), or -1. */
+function stringEnd(
+  line: string,
+  from: number,
+  belEnds: boolean,
+): { end: number; body: string } | null {
+  for (let i = from; i < line.length; i++) {
+    const c = line[i]
+    if (c === BEL && belEnds) return { end: i + 1, body: line.slice(from, i) }
+    if (c === '\u009c') return { end: i + 1, body: line.slice(from, i) }
+    if (c === ESC) {
+      if (line[i + 1] === '\\') return { end: i + 2, body: line.slice(from, i) }
+      // A new escape aborts the string (as terminals do); it is read next.
+      return { end: i, body: line.slice(from, i) }
+    }
+  }
+  return null
+}
+
+/**
+ * Cuts a line into segments: the text, with its SGR sequences kept, grouped
+ * by OSC 8 hyperlink. Every other sequence and control character is dropped;
+ * a string sequence left open at the end of the line drops the rest of it
+ * (a terminal would swallow it too).
+ */
+export function splitLine(line: string): Segment[] {
+  const segments: Segment[] = []
+  let current: Segment = { ansi: '', url: null }
+  const startLink = (url: string | null) => {
+    if (current.ansi) segments.push(current)
+    current = { ansi: '', url }
+  }
+  let i = 0
+  while (i < line.length) {
+    TEXT_RE.lastIndex = i
+    const text = TEXT_RE.exec(line)
+    if (text) {
+      current.ansi += text[0]
+      i += text[0].length
+      continue
+    }
+    if (line[i] !== ESC) {
+      i++ // a lone control character (BEL, backspace, C1…): shown as nothing
+      continue
+    }
+    const kind = line[i + 1]
+    if (kind === undefined) break
+    if (kind === '[') {
+      CSI_RE.lastIndex = i
+      const csi = CSI_RE.exec(line)
+      if (!csi) {
+        // Cut short (end of line) or broken by a control character: drop what
+        // was read of it; the character that broke it is read next.
+        CSI_PREFIX_RE.lastIndex = i
+        i += CSI_PREFIX_RE.exec(line)?.[0].length ?? 2
+        continue
+      }
+      const [all, params, inter, final] = csi
+      if (final === 'm' && !inter && SGR_PARAMS_RE.test(params ?? '')) current.ansi += all
+      i += all.length
+      continue
+    }
+    if (kind === ']' || kind === 'P' || kind === 'X' || kind === '^' || kind === '_') {
+      const str = stringEnd(line, i + 2, kind === ']')
+      if (!str) break
+      if (kind === ']') {
+        const link = /^8;[^;]*;(.*)$/s.exec(str.body)
+        if (link) startLink(link[1] ? link[1] : null)
+      }
+      i = str.end
+      continue
+    }
+    NF_RE.lastIndex = i
+    const nf = NF_RE.exec(line)
+    if (nf) {
+      i += nf[0].length
+      continue
+    }
+    i += 2 // ESC and one character (`ESC 7`, `ESC =`, `ESC M`, …)
+  }
+  if (current.ansi || segments.length === 0) segments.push(current)
+  return segments
+}
+
+/** True for the link targets rendered as links: absolute http and https URLs. */
+export function isSafeUrl(url: string): boolean {
+  try {
+    const u = new URL(url)
+    return u.protocol === 'http:' || u.protocol === 'https:'
+  } catch {
+    return false
+  }
+}
 
 const HTML_ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -51,6 +171,8 @@ const LOG_PALETTE: Record<string, string> = {
   '255,85,255': '210,168,255',
   '85,255,255': '86,212,221',
 }
+// eslint-disable-next-line no-control-regex
+const SGR_RE = /\u001b\[[0-9;]*m/g
 const FG_RE = /([";])color:rgb\((\d+,\d+,\d+)\)/g
 
 /**
@@ -59,19 +181,28 @@ const FG_RE = /([";])color:rgb\((\d+,\d+,\d+)\)/g
  */
 export function ansiToHtml(line: string): string {
   const text = visibleSegment(line)
-  if (!text.includes(ESC)) return escapeHtml(text)
+  // eslint-disable-next-line no-control-regex
+  if (!/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/.test(text)) return escapeHtml(text)
   const renderer = new AnsiUp()
   renderer.escape_html = true
-  return renderer
-    .ansi_to_html(text)
-    .replace(FG_RE, (all, lead: string, rgb: string) =>
-      LOG_PALETTE[rgb] ? `${lead}color:rgb(${LOG_PALETTE[rgb]})` : all,
-    )
+  // One renderer for the whole line: a colour set before a link applies inside it.
+  const html = splitLine(text)
+    .map((seg) => {
+      const inner = renderer.ansi_to_html(seg.ansi)
+      if (seg.url === null || !isSafeUrl(seg.url)) return inner
+      return `<a href="${escapeHtml(seg.url)}" rel="noopener noreferrer" target="_blank">${inner}</a>`
+    })
+    .join('')
+  return html.replace(FG_RE, (all, lead: string, rgb: string) =>
+    LOG_PALETTE[rgb] ? `${lead}color:rgb(${LOG_PALETTE[rgb]})` : all,
+  )
 }
 
-/** The line without any escape sequence (for search results and titles). */
+/** The line's text without any escape sequence (for search results and titles). */
 export function stripAnsi(line: string): string {
-  return visibleSegment(line).replace(ANSI_RE, '')
+  return splitLine(visibleSegment(line))
+    .map((seg) => seg.ansi.replace(SGR_RE, ''))
+    .join('')
 }
 
 /**

@@ -10,6 +10,8 @@ const run = (id: number, extra: Partial<Run> = {}): Run => ({
   path: './tests/a/test_x.py',
   status: 'succeeded',
   logs: true,
+  timeout_s: 3600,
+  lines: 0,
   ...extra,
 })
 

@@ -40,6 +40,7 @@ export function nextFrame(fn: () => void): void {
 }
 
 export const useLogsStore = defineStore('logs', () => {
+  const live = useLiveStore()
   const sessions = new Map<number, LogSession>()
   let pending: LogEvent[] = []
   let scheduled = false
@@ -86,7 +87,7 @@ export const useLogsStore = defineStore('logs', () => {
       if (!active) buf.ended = true
       session.ready.value = true
       bump(session)
-      if (active) useLiveStore().socket.follow(session.id, cursor(session))
+      if (active) live.socket.follow(session.id, cursor(session))
     } catch (e) {
       session.error.value = e instanceof Error ? e.message : String(e)
     }
@@ -96,7 +97,7 @@ export const useLogsStore = defineStore('logs', () => {
     const session = sessions.get(id)
     if (!session || --session.refs > 0) return
     sessions.delete(id)
-    useLiveStore().socket.unfollow(id)
+    live.socket.unfollow(id)
   }
 
   /** Fetches the windows of rows [start, end) that are not stored yet. */
@@ -135,7 +136,6 @@ export const useLogsStore = defineStore('logs', () => {
     const events = pending
     pending = []
     const touched = new Set<LogSession>()
-    const live = useLiveStore().socket
     for (const event of events) {
       const session = sessions.get(event.id)
       if (!session) continue
@@ -152,7 +152,7 @@ export const useLogsStore = defineStore('logs', () => {
           break
         case 'lagged':
           buf.applyLagged(event.next)
-          live.refollow(event.id)
+          live.socket.refollow(event.id)
           break
       }
       touched.add(session)
@@ -162,6 +162,8 @@ export const useLogsStore = defineStore('logs', () => {
       bump(session)
     }
   }
+
+  live.on(['logLines', 'logEnd', 'logPartial', 'lagged'], receive)
 
   function get(id: number): LogSession | undefined {
     return sessions.get(id)

@@ -22,6 +22,8 @@ function run(id: number, extra: Partial<Run> = {}): Run {
     path: './tests/test_a.py',
     status: 'created',
     logs: false,
+    timeout_s: 3600,
+    lines: 0,
     ...extra,
   }
 }

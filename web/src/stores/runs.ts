@@ -5,6 +5,7 @@ import { api, ApiError } from '../lib/api/client'
 import type { NewRun, Run, RunFilters } from '../lib/api/types'
 import { matchesFilters, sameFilters } from '../lib/filters'
 import { useEnvsStore } from './envs'
+import { useLiveStore } from './live'
 
 export const PAGE_SIZE = 50
 
@@ -123,6 +124,10 @@ export const useRunsStore = defineStore('runs', () => {
       throw e
     }
   }
+
+  const live = useLiveStore()
+  live.on(['taskAdded', 'taskChanged'], (event) => upsert(event.run))
+  live.onReconnect(() => void refresh())
 
   return {
     byId,

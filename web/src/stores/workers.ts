@@ -3,6 +3,7 @@ import { defineStore } from 'pinia'
 import { ref } from 'vue'
 import { api } from '../lib/api/client'
 import type { Worker } from '../lib/api/types'
+import { useLiveStore } from './live'
 
 export const useWorkersStore = defineStore('workers', () => {
   const workers = ref<Worker[]>([])
@@ -20,6 +21,10 @@ export const useWorkersStore = defineStore('workers', () => {
     workers.value = [...list].sort((a, b) => a.id.localeCompare(b.id))
     loaded.value = true
   }
+
+  const live = useLiveStore()
+  live.on(['workersChanged'], (event) => set(event.workers))
+  live.onReconnect(() => void load())
 
   return { workers, loaded, load, set }
 })

@@ -1,78 +1,44 @@
-// TypeScript mirrors of the server's DTOs (see PRODUCT.md, "Contract").
+// The app's names for the server's DTOs. The shapes come from
+// `schema.ts`, generated (`npm run gen:api`) from `openapi.json`, which the
+// Rust test suite generates from the server's own types and compares with
+// the committed file (src/openapi.rs). So a field the server adds, drops or
+// retypes fails `npm run typecheck` here instead of drifting. docs/api.md
+// describes the same contract in prose.
+import type { components } from './schema'
 
-export const RUN_STATUSES = [
-  'created',
-  'running',
-  'succeeded',
-  'failed',
-  'unknown',
-  'cancelled',
-  'timeout',
-] as const
+type Schemas = components['schemas']
 
-export type RunStatus = (typeof RUN_STATUSES)[number]
+export type RunStatus = Schemas['RunStatus']
+
+// A Record over the union: a status the server gains or loses fails typecheck.
+const STATUS_ORDER: Record<RunStatus, true> = {
+  created: true,
+  running: true,
+  succeeded: true,
+  failed: true,
+  unknown: true,
+  cancelled: true,
+  timeout: true,
+}
+
+/** Every status, in the order the API documents them. */
+export const RUN_STATUSES = Object.keys(STATUS_ORDER) as readonly RunStatus[]
 
 /** A run, exactly as `GET /api/testruns/{id}` returns it. */
-export interface Run {
-  id: number
-  username: string
-  created_at: string
-  env_id: number
-  path: string
-  status: RunStatus
-  logs: boolean
-  started_at?: string | null
-  finished_at?: string | null
-  exit_code?: number | null
-  timeout_s?: number | null
-  worker?: string | null
-}
+export type Run = Schemas['Run']
 
-export interface NewRun {
-  username: string
-  env_id: number | string
-  path: string
-  timeout_s?: number
-}
+/** A `POST /api/testruns` body; `env_id` may also be a string of digits. */
+export type NewRun = Omit<Schemas['CreateRun'], 'env_id'> & { env_id: number | string }
 
-/** `{"message", "errors"?, "code", ...}`: every error body of the API. */
-export interface ApiErrorBody {
-  message: string
-  errors?: Record<string, string[]>
-  code?: string
-  next?: number
-}
+/** `{"message", "errors"?, "code", ...}`: every error body of the API (`code`
+ * is absent only when the client had to make the body up, e.g. a proxy's 502). */
+export type ApiErrorBody = Omit<Schemas['ErrorBody'], 'code'> & { code?: string }
 
-export interface Env {
-  id: number
-  run_id: number | null
-}
-
-export interface Worker {
-  id: string
-  host: string
-  slots: number
-  running: number[]
-  last_seen: string
-}
-
-export interface LinesPage {
-  id: number
-  from: number
-  total: number
-  lines: string[]
-}
-
-export interface SearchMatch {
-  line: number
-  text: string
-}
-
-export interface SearchResult {
-  id: number
-  matches: SearchMatch[]
-  more: boolean
-}
+export type Env = Schemas['Env']
+export type Worker = Schemas['WorkerInfo']
+export type LinesPage = Schemas['LinesPage']
+export type SearchMatch = Schemas['Match']
+export type SearchResult = Schemas['SearchResult']
 
 export interface RunFilters {
   user?: string
@@ -81,19 +47,8 @@ export interface RunFilters {
   path?: string
 }
 
-/** Server → client frames on `/ws`. */
-export type ServerEvent =
-  | { event: 'taskAdded'; run: Run }
-  | { event: 'taskChanged'; run: Run }
-  | { event: 'logLines'; id: number; from: number; lines: string[] }
-  | { event: 'logEnd'; id: number; total: number; status: RunStatus }
-  | { event: 'logPartial'; id: number; line: number; text: string }
-  | { event: 'lagged'; id: number; next: number }
-  | { event: 'workersChanged'; workers: Worker[] }
-  | { event: 'error'; message: string }
+/** Server → client frames on `/ws` (docs/ws.md). */
+export type ServerEvent = Schemas['WsServerEvent']
 
 /** Client → server frames on `/ws`. */
-export type ClientOp =
-  | { op: 'follow'; id: number; from: number }
-  | { op: 'follow'; id: number; tail: number }
-  | { op: 'unfollow'; id: number }
+export type ClientOp = Schemas['WsClientOp']
