@@ -2,6 +2,7 @@
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
 import { defaultWsUrl, LiveSocket, type ConnectionState } from '../lib/ws'
+import { useEnvsStore } from './envs'
 import { useLogsStore } from './logs'
 import { useRunsStore } from './runs'
 import { useWorkersStore } from './workers'
@@ -39,6 +40,9 @@ export const useLiveStore = defineStore('live', () => {
         case 'logPartial':
         case 'lagged':
           logs.receive(event)
+          break
+        case 'envChanged':
+          useEnvsStore().apply(event.env)
           break
         case 'workersChanged':
           workers.set(event.workers)

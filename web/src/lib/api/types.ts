@@ -1,6 +1,7 @@
 // TypeScript mirrors of the server's DTOs (see PRODUCT.md, "Contract").
 
 export const RUN_STATUSES = [
+  'queued',
   'created',
   'running',
   'succeeded',
@@ -17,10 +18,17 @@ export interface Run {
   id: number
   username: string
   created_at: string
-  env_id: number
+  /** Null while a label run waits for one of the environments that fit. */
+  env_id: number | null
   path: string
   status: RunStatus
   logs: boolean
+  priority?: number
+  labels?: string[] | null
+  /** 1 = next, while `queued`. */
+  queue_position?: number | null
+  /** RFC 3339 estimated start while `queued`. */
+  eta?: string | null
   started_at?: string | null
   finished_at?: string | null
   exit_code?: number | null
@@ -30,9 +38,13 @@ export interface Run {
 
 export interface NewRun {
   username: string
-  env_id: number | string
+  env_id?: number | string
   path: string
   timeout_s?: number
+  wait?: boolean
+  priority?: number | string
+  labels?: string[]
+  queue_timeout_s?: number
 }
 
 /** `{"message", "errors"?, "code", ...}`: every error body of the API. */
@@ -90,6 +102,7 @@ export type ServerEvent =
   | { event: 'logPartial'; id: number; line: number; text: string }
   | { event: 'lagged'; id: number; next: number }
   | { event: 'workersChanged'; workers: Worker[] }
+  | { event: 'envChanged'; env: import('./envs').EnvView }
   | { event: 'error'; message: string }
 
 /** Client → server frames on `/ws`. */
