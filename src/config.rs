@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// TOML file listing the environments (id, name, labels, description, vars); read again when it changes. Instead of --envs.
     #[arg(long, env = "TESTSCHEDULER_ENVS_FILE", value_name = "FILE", conflicts_with = "envs")]
     pub envs_file: Option<PathBuf>,
+    /// Longest reservation of an environment, in seconds.
+    #[arg(long, env = "TESTSCHEDULER_MAX_RESERVATION", default_value_t = 86400, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
+    pub max_reservation: u64,
     /// Default run timeout, in seconds.
     #[arg(long, env = "TESTSCHEDULER_RUN_TIMEOUT", default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub run_timeout: u64,
@@ -137,6 +140,7 @@ pub struct Config {
     pub envs: EnvSet,
     /// `--envs-file`, checked at start; the environments are then exactly its own.
     pub envs_file: Option<PathBuf>,
+    pub max_reservation: u64,
     pub run_timeout: u64,
     pub max_run_timeout: u64,
     pub lease: Duration,
@@ -214,6 +218,7 @@ impl Config {
             command,
             envs: args.envs,
             envs_file: args.envs_file,
+            max_reservation: args.max_reservation,
             run_timeout: args.run_timeout,
             max_run_timeout,
             lease: Duration::from_secs(args.lease),

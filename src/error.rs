@@ -24,6 +24,8 @@ pub enum AppError {
     EnvDisabled(u32),
     #[error("Every environment with these labels is busy")]
     LabelsBusy,
+    #[error("Reservation {0} has already ended")]
+    ReservationOver(i64),
     #[error("Run {0} has already finished")]
     AlreadyFinished(i64),
     #[error("Run {0} was claimed by another worker")]
@@ -54,7 +56,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::EnvBusy { .. } | AppError::LabelsBusy => "env_busy",
             AppError::EnvDisabled(_) => "env_disabled",
-            AppError::AlreadyFinished(_) => "already_finished",
+            AppError::AlreadyFinished(_) | AppError::ReservationOver(_) => "already_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
             AppError::LineGap { .. } => "line_gap",
             AppError::BodyTooLarge => "body_too_large",
@@ -74,6 +76,7 @@ impl ResponseError for AppError {
             | AppError::EnvDisabled(_)
             | AppError::LabelsBusy
             | AppError::AlreadyFinished(_)
+            | AppError::ReservationOver(_)
             | AppError::AlreadyClaimed(_)
             | AppError::LineGap { .. } => StatusCode::CONFLICT,
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

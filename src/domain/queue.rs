@@ -21,6 +21,9 @@ pub struct Waiting {
     /// The environments it could take (one for an env id, the fitting ones for labels).
     pub wants: Vec<u32>,
     pub path: String,
+    /// How long it will hold the environment when known up front (a
+    /// reservation's duration); else the median of `path` is used.
+    pub hold_ms: Option<i64>,
 }
 
 /// What holds an environment now.
@@ -49,11 +52,13 @@ pub fn positions(waiting: &[Waiting]) -> Vec<u64> {
 
 /// Expected starts (ms since the epoch) of `waiting`, in the same order.
 /// `median(path, env)` is the typical duration in ms of `path` on `env`;
-/// `unusable` environments (disabled) never free.
+/// `unusable` environments (disabled) never free; `reserved` ones not before
+/// their reservation's end.
 pub fn etas(
     waiting: &[Waiting],
     holders: &[Holder],
     unusable: &[u32],
+    reserved: &[(u32, i64)],
     now_ms: i64,
     median: &mut dyn FnMut(&str, u32) -> Option<i64>,
 ) -> Vec<Option<i64>> {
@@ -63,6 +68,10 @@ pub fn etas(
         let start = h.started_ms.unwrap_or(now_ms);
         let end = median(&h.path, h.env).map(|d| (start + d).max(now_ms));
         free_at.insert(h.env, end);
+    }
+    for (e, until) in reserved {
+        let at = free_at.get(e).copied().unwrap_or(Some(now_ms));
+        free_at.insert(*e, at.map(|t| t.max(*until)));
     }
     for e in unusable {
         free_at.insert(*e, None);
@@ -76,7 +85,7 @@ pub fn etas(
                 .filter_map(|e| free_at.get(e).copied().unwrap_or(Some(now_ms)).map(|t| (t, *e)))
                 .min();
             let (start, env) = best?;
-            let end = median(&w.path, env).map(|d| start + d);
+            let end = w.hold_ms.or_else(|| median(&w.path, env)).map(|d| start + d);
             free_at.insert(env, end);
             Some(start)
         })
@@ -92,6 +101,7 @@ mod tests {
             id,
             wants: wants.to_vec(),
             path: "./tests/a.py".into(),
+            hold_ms: None,
         }
     }
 
@@ -110,7 +120,7 @@ mod tests {
         }];
         let q = [w(1, &[1]), w(2, &[1])];
         let mut median = |_: &str, _: u32| Some(10_000);
-        let e = etas(&q, &holders, &[], 5_000, &mut median);
+        let e = etas(&q, &holders, &[], &[], 5_000, &mut median);
         assert_eq!(e, [Some(11_000), Some(21_000)]);
     }
 
@@ -130,9 +140,19 @@ mod tests {
         ];
         let q = [w(1, &[1, 2]), w(2, &[1, 2])];
         let mut median = |p: &str, _: u32| if p == "q" { Some(50) } else { Some(20) };
-        let e = etas(&q, &holders, &[], 10, &mut median);
+        let e = etas(&q, &holders, &[], &[], 10, &mut median);
         // env 1 frees at 20, env 2 at 60; the first takes env 1 until 40, the second env 1 too.
         assert_eq!(e, [Some(20), Some(40)]);
+    }
+
+    #[test]
+    fn a_reservation_holds_its_environment_until_its_end() {
+        let mut median = |_: &str, _: u32| Some(10);
+        let mut res = w(1, &[1]);
+        res.hold_ms = Some(1_000);
+        let q = [res, w(2, &[1])];
+        assert_eq!(etas(&q, &[], &[], &[], 0, &mut median), [Some(0), Some(1_000)]);
+        assert_eq!(etas(&[w(3, &[1])], &[], &[], &[(1, 500)], 0, &mut median), [Some(500)]);
     }
 
     #[test]
@@ -143,7 +163,7 @@ mod tests {
             started_ms: Some(0),
         }];
         let mut median = |_: &str, _: u32| None;
-        assert_eq!(etas(&[w(1, &[1])], &holders, &[], 0, &mut median), [None]);
-        assert_eq!(etas(&[w(1, &[1])], &[], &[1], 0, &mut median), [None], "disabled");
+        assert_eq!(etas(&[w(1, &[1])], &holders, &[], &[], 0, &mut median), [None]);
+        assert_eq!(etas(&[w(1, &[1])], &[], &[1], &[], 0, &mut median), [None], "disabled");
     }
 }

@@ -354,6 +354,91 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
     }
 }
 
+/// Checks a name field: `min..=max` characters, none of them control or
+/// bidi-override characters (they would reach logs and pages as is).
+pub fn name_error(v: &str, min: usize, max: usize) -> Option<String> {
+    if !(min..=max).contains(&v.chars().count()) {
+        return Some(format!("Length must be between {min} and {max}."));
+    }
+    if v.chars()
+        .any(|c| c.is_control() || crate::domain::catalog::is_bidi_control(c))
+    {
+        return Some("Control and bidi-override characters are not allowed.".into());
+    }
+    None
+}
+
+/// A valid `POST /api/envs/{id}/reservations` body.
+#[derive(Debug)]
+pub struct CreateReservation {
+    pub username: String,
+    pub duration_s: u64,
+    pub note: String,
+    pub wait: bool,
+}
+
+/// Reads and validates a reservation body; every bad field is named at once.
+pub fn parse_reservation(m: &Map<String, Value>, max_duration: u64) -> Result<CreateReservation, AppError> {
+    let mut errors = FieldErrors::new();
+    unknown_fields(m, &["username", "duration_s", "note", "wait"], &mut errors);
+    let username = string_field(m, "username", &mut errors);
+    if let Some(e) = username.as_deref().and_then(|u| name_error(u, 3, 80)) {
+        errors.entry("username".into()).or_default().push(e);
+    }
+    let duration_s = integer_field(m, "duration_s", true, &mut errors);
+    if let Some(d) = duration_s.filter(|d| !(10..=max_duration).contains(d)) {
+        errors.entry("duration_s".into()).or_default().push(format!(
+            "Must be 10 to {max_duration} seconds (--max-reservation); got {d}."
+        ));
+    }
+    let note = match m.get("note") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(n)) => {
+            if let Some(e) = name_error(n, 0, 500) {
+                errors.entry("note".into()).or_default().push(e);
+            }
+            n.clone()
+        }
+        Some(_) => {
+            errors
+                .entry("note".into())
+                .or_default()
+                .push("Not a valid string.".into());
+            String::new()
+        }
+    };
+    let wait = bool_field(m, "wait", &mut errors);
+    match (errors.is_empty(), username, duration_s) {
+        (true, Some(username), Some(duration_s)) => Ok(CreateReservation {
+            username,
+            duration_s,
+            note,
+            wait,
+        }),
+        _ => Err(AppError::Validation(errors)),
+    }
+}
+
+/// Reads a `PATCH /api/reservations/{id}` body: the new end.
+pub fn parse_until(m: &Map<String, Value>) -> Result<chrono::DateTime<chrono::Utc>, AppError> {
+    let mut errors = FieldErrors::new();
+    unknown_fields(m, &["until"], &mut errors);
+    let until = string_field(m, "until", &mut errors).and_then(|u| match chrono::DateTime::parse_from_rfc3339(&u) {
+        Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+        Err(_) => {
+            errors
+                .entry("until".into())
+                .or_default()
+                .push("Not an RFC 3339 moment such as 2026-12-01T14:30:00+00:00.".into());
+            None
+        }
+    });
+    match (errors.is_empty(), until) {
+        (true, Some(t)) => Ok(t),
+        _ => Err(AppError::Validation(errors)),
+    }
+}
+
 /// Query of `GET /api/testruns`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {

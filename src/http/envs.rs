@@ -2,8 +2,8 @@
 //! enable, and the state of the envs file. Thin: one scheduler call each.
 
 use super::dto;
-use crate::domain::catalog::is_bidi_control;
 use crate::error::AppError;
+use crate::scheduler::ReservationRequest;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
@@ -48,21 +48,11 @@ pub async fn disable(
     let mut errors = crate::error::FieldErrors::new();
     dto::unknown_fields(&fields, &["reason"], &mut errors);
     let reason = match fields.get("reason") {
-        Some(Value::String(r)) if (1..=200).contains(&r.chars().count()) => {
-            if r.chars().any(|c| c.is_control() || is_bidi_control(c)) {
-                errors
-                    .entry("reason".into())
-                    .or_default()
-                    .push("Control and bidi-override characters are not allowed.".into());
+        Some(Value::String(r)) => {
+            if let Some(e) = dto::name_error(r, 1, 200) {
+                errors.entry("reason".into()).or_default().push(e);
             }
             r.clone()
-        }
-        Some(Value::String(_)) => {
-            errors
-                .entry("reason".into())
-                .or_default()
-                .push("Length must be between 1 and 200.".into());
-            String::new()
         }
         None | Some(Value::Null) => {
             errors
@@ -93,4 +83,75 @@ pub async fn enable(path: web::Path<String>, state: web::Data<AppState>) -> Resu
     let scheduler = state.scheduler.clone();
     let env = web::block(move || scheduler.set_disabled(id, None)).await??;
     Ok(HttpResponse::Ok().json(env))
+}
+
+fn reservation_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::NotFound(format!("Reservation {raw} not found")))
+}
+
+/// `POST /api/envs/{id}/reservations` `{"username", "duration_s", "note"?, "wait"?}`.
+pub async fn reserve(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let env_id = env_id(&path)?;
+    let fields = dto::json_body(&req, payload).await?;
+    let valid = dto::parse_reservation(&fields, state.config.max_reservation)?;
+    let scheduler = state.scheduler.clone();
+    let r = web::block(move || {
+        scheduler.reserve(ReservationRequest {
+            env_id,
+            username: valid.username,
+            duration_s: valid.duration_s,
+            note: valid.note,
+            wait: valid.wait,
+        })
+    })
+    .await??;
+    Ok(HttpResponse::Created().json(r))
+}
+
+/// `PATCH /api/reservations/{rid}` `{"until"}`.
+pub async fn move_reservation(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = reservation_id(&path)?;
+    let fields = dto::json_body(&req, payload).await?;
+    let until = dto::parse_until(&fields)?;
+    let scheduler = state.scheduler.clone();
+    let r = web::block(move || scheduler.move_reservation(id, until)).await??;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// `DELETE /api/reservations/{rid}`: ends it now.
+pub async fn end_reservation(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let id = reservation_id(&path)?;
+    let scheduler = state.scheduler.clone();
+    let r = web::block(move || scheduler.end_reservation(id)).await??;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// Query of `GET /api/reservations`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReservationsQuery {
+    pub active: Option<bool>,
+}
+
+/// `GET /api/reservations?active=true`.
+pub async fn reservations(
+    query: web::Query<ReservationsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let active = query.active.unwrap_or(false);
+    let scheduler = state.scheduler.clone();
+    let list = web::block(move || scheduler.reservations(active)).await??;
+    Ok(HttpResponse::Ok().json(list))
 }

@@ -36,6 +36,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/envs/{id}").get(envs::get))
                 .service(resource("/envs/{id}/disable").post(envs::disable))
                 .service(resource("/envs/{id}/enable").post(envs::enable))
+                .service(resource("/envs/{id}/reservations").post(envs::reserve))
+                .service(resource("/reservations").get(envs::reservations))
+                .service(
+                    resource("/reservations/{rid}")
+                        .route(web::patch().to(envs::move_reservation))
+                        .route(web::delete().to(envs::end_reservation)),
+                )
                 .service(resource("/workers").get(workers::list))
                 .service(resource("/workers/heartbeat").post(workers::heartbeat))
                 .service(resource("/testruns").get(runs::list).post(runs::create))

@@ -60,6 +60,7 @@ impl Scheduler {
             }
         }
         self.expire_queue()?;
+        self.expire_reservations()?;
         self.reload_envs()?;
         if self.workers.expire(self.config.lease) {
             self.announce_workers();

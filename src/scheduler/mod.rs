@@ -17,12 +17,14 @@ use tracing::instrument;
 
 pub use dispatcher::{Dispatcher, LocalOutput, LocalRun, LocalRuns};
 pub use queue::{EnvView, RunRequest, Target};
+pub use reservations::ReservationRequest;
 
 mod dispatcher;
 pub mod lease;
 mod moves;
 mod queue;
 mod report;
+mod reservations;
 
 /// The scheduler; cheap to clone.
 #[derive(Clone)]

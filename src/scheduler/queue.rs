@@ -11,6 +11,7 @@ use crate::domain::queue::{etas, positions, Holder, Waiting};
 use crate::domain::{run::now, run::timestamp, Catalog, Run, RunId, RunStatus, Transition};
 use crate::error::AppError;
 use crate::store::queue::{self as rows, parse_ms, HolderRow, QueuedRow};
+use crate::store::reservations::{self, Reservation};
 use crate::store::{now_ms, runs, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
@@ -56,57 +57,136 @@ pub struct EnvView {
 }
 
 /// What the queue looks like at one moment, read in one go.
-struct Snapshot {
+pub(super) struct Snapshot {
     catalog: std::sync::Arc<Catalog>,
     queued: Vec<QueuedRow>,
-    holders: Vec<HolderRow>,
-    disabled: HashMap<u32, String>,
+    pub(super) holders: Vec<HolderRow>,
+    pub(super) disabled: HashMap<u32, String>,
+    /// Active reservations by environment.
+    active: HashMap<u32, Reservation>,
+    /// Queued reservations, in arrival order.
+    waiting: Vec<Reservation>,
+}
+
+/// One item of the queue: runs and reservations share one order.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Run(&'a QueuedRow),
+    Reservation(&'a Reservation),
+}
+
+impl Item<'_> {
+    /// Highest priority first (a reservation queues at 0), then first come.
+    fn key(&self) -> (i32, &str, i64) {
+        match self {
+            Item::Run(q) => (-q.priority, q.created_at.as_str(), q.id),
+            Item::Reservation(r) => (0, r.created_at.as_str(), r.id),
+        }
+    }
 }
 
 impl Snapshot {
-    fn read(conn: &Connection, catalog: std::sync::Arc<Catalog>) -> Result<Snapshot, StoreError> {
+    pub(super) fn read(conn: &Connection, catalog: std::sync::Arc<Catalog>) -> Result<Snapshot, StoreError> {
+        let mut active = HashMap::new();
+        let mut waiting = Vec::new();
+        for r in reservations::open(conn, false)? {
+            if r.status == "active" {
+                active.insert(r.env_id, r);
+            } else {
+                waiting.push(r);
+            }
+        }
         Ok(Snapshot {
             catalog,
             queued: rows::queued(conn)?,
             holders: rows::holders(conn)?,
             disabled: rows::disabled(conn)?,
+            active,
+            waiting,
         })
     }
 
-    /// The environments a queued run could take, ascending.
-    fn wants(&self, q: &QueuedRow) -> Vec<u32> {
-        match (&q.labels, q.env_id) {
-            (Some(labels), _) => self.catalog.fitting(labels),
-            (None, Some(env)) if self.catalog.contains(env) => vec![env],
-            _ => Vec::new(),
+    /// The whole queue in order.
+    fn items(&self) -> Vec<Item<'_>> {
+        let mut items: Vec<Item<'_>> = self.queued.iter().map(Item::Run).collect();
+        items.extend(self.waiting.iter().map(Item::Reservation));
+        items.sort_by(|a, b| a.key().cmp(&b.key()));
+        items
+    }
+
+    /// The environments a queued item could take, ascending.
+    fn wants(&self, item: Item<'_>) -> Vec<u32> {
+        match item {
+            Item::Run(q) => match (&q.labels, q.env_id) {
+                (Some(labels), _) => self.catalog.fitting(labels),
+                (None, Some(env)) if self.catalog.contains(env) => vec![env],
+                _ => Vec::new(),
+            },
+            Item::Reservation(r) if self.catalog.contains(r.env_id) => vec![r.env_id],
+            Item::Reservation(_) => Vec::new(),
         }
+    }
+
+    /// Whether `user`'s run may take `env` now (no run on it, enabled, not
+    /// reserved by someone else).
+    fn run_fits(&self, env: u32, user: &str, held: &HashSet<u32>, owners: &HashMap<u32, String>) -> bool {
+        !held.contains(&env) && !self.disabled.contains_key(&env) && owners.get(&env).is_none_or(|o| o == user)
+    }
+
+    /// Whether a reservation may become active on `env` now.
+    pub(super) fn reservation_fits(&self, env: u32, held: &HashSet<u32>, owners: &HashMap<u32, String>) -> bool {
+        !held.contains(&env) && !self.disabled.contains_key(&env) && !owners.contains_key(&env)
+    }
+
+    pub(super) fn held(&self) -> HashSet<u32> {
+        self.holders.iter().map(|h| h.env_id).collect()
+    }
+
+    pub(super) fn owners(&self) -> HashMap<u32, String> {
+        self.active.iter().map(|(e, r)| (*e, r.username.clone())).collect()
     }
 
     fn view(&self, id: u32) -> Option<EnvView> {
         let def = self.catalog.get(id)?;
-        let holder = self.holders.iter().find(|h| h.env_id == id);
+        let run = self.holders.iter().find(|h| h.env_id == id);
+        let reservation = self.active.get(&id);
         let disabled = self.disabled.get(&id).cloned();
-        let state = match (&disabled, holder) {
-            (Some(_), _) => "disabled",
-            (None, Some(_)) => "busy",
-            (None, None) => "free",
+        let state = match (&disabled, reservation, run) {
+            (Some(_), _, _) => "disabled",
+            (None, Some(_), _) => "reserved",
+            (None, None, Some(_)) => "busy",
+            (None, None, None) => "free",
         };
-        let queue_length = self.queued.iter().filter(|q| self.wants(q).contains(&id)).count() as u64;
+        let holder = match (reservation, run) {
+            (Some(r), _) => Some(json!({
+                "kind": "reservation",
+                "reservation_id": r.id,
+                "username": r.username,
+                "since": r.since,
+                "until": r.until,
+                "note": r.note,
+            })),
+            (None, Some(h)) => Some(json!({
+                "kind": "run",
+                "run_id": h.run_id,
+                "username": h.username,
+                "since": h.started_at.as_deref().unwrap_or(&h.created_at),
+            })),
+            (None, None) => None,
+        };
+        let queue_length = self
+            .items()
+            .into_iter()
+            .filter(|i| self.wants(*i).contains(&id))
+            .count() as u64;
         Some(EnvView {
             id,
             name: def.name,
             labels: def.labels,
             description: def.description,
             state,
-            run_id: holder.map(|h| h.run_id),
-            holder: holder.map(|h| {
-                json!({
-                    "kind": "run",
-                    "run_id": h.run_id,
-                    "username": h.username,
-                    "since": h.started_at.as_deref().unwrap_or(&h.created_at),
-                })
-            }),
+            run_id: run.map(|h| h.run_id),
+            holder,
             queue_length,
             disabled_reason: disabled,
         })
@@ -114,10 +194,11 @@ impl Snapshot {
 
     /// Environments whose view is not the plain "free, nobody waits" one.
     fn notable(&self) -> HashSet<u32> {
-        let mut ids: HashSet<u32> = self.holders.iter().map(|h| h.env_id).collect();
+        let mut ids = self.held();
         ids.extend(self.disabled.keys().copied());
-        for q in &self.queued {
-            ids.extend(self.wants(q));
+        ids.extend(self.active.keys().copied());
+        for item in self.items() {
+            ids.extend(self.wants(item));
         }
         ids
     }
@@ -153,11 +234,11 @@ impl Scheduler {
             let mut conn = self.store.conn()?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let snap = Snapshot::read(&tx, catalog.clone())?;
-            let held: HashSet<u32> = snap.holders.iter().map(|h| h.env_id).collect();
+            let (held, owners) = (snap.held(), snap.owners());
             let free = wants
                 .iter()
                 .copied()
-                .find(|e| !held.contains(e) && !snap.disabled.contains_key(e) && !self.is_stopping());
+                .find(|e| snap.run_fits(*e, &req.username, &held, &owners) && !self.is_stopping());
             if free.is_none() && !req.wait {
                 return Err(match &req.target {
                     Target::Env(id) if snap.disabled.contains_key(id) => AppError::EnvDisabled(*id),
@@ -215,17 +296,30 @@ impl Scheduler {
             return Ok(Vec::new());
         }
         let snap = Snapshot::read(tx, self.envs.catalog())?;
-        let mut held: HashSet<u32> = snap.holders.iter().map(|h| h.env_id).collect();
+        let (mut held, mut owners) = (snap.held(), snap.owners());
         let mut admitted = Vec::new();
-        for q in &snap.queued {
-            let free = snap
-                .wants(q)
-                .into_iter()
-                .find(|e| !held.contains(e) && !snap.disabled.contains_key(e));
-            if let Some(env) = free {
-                if self.apply_in(tx, q.id, &Transition::admit(env))? {
-                    held.insert(env);
-                    admitted.push(q.id);
+        for item in snap.items() {
+            match item {
+                Item::Run(q) => {
+                    let free = snap
+                        .wants(item)
+                        .into_iter()
+                        .find(|e| snap.run_fits(*e, &q.username, &held, &owners));
+                    if let Some(env) = free {
+                        if self.apply_in(tx, q.id, &Transition::admit(env))? {
+                            held.insert(env);
+                            admitted.push(q.id);
+                        }
+                    }
+                }
+                Item::Reservation(r) => {
+                    if snap.wants(item).contains(&r.env_id) && snap.reservation_fits(r.env_id, &held, &owners) {
+                        let (since, until, until_ms) = span(r.duration_s);
+                        if reservations::activate(tx, r.id, &since, &until, until_ms)? {
+                            tracing::info!(reservation_id = r.id, env_id = r.env_id, user = %r.username, "queued reservation active");
+                            owners.insert(r.env_id, r.username.clone());
+                        }
+                    }
                 }
             }
         }
@@ -245,13 +339,22 @@ impl Scheduler {
         let mut conn = self.store.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let snap = Snapshot::read(&tx, self.envs.catalog())?;
-        let waiting: Vec<Waiting> = snap
-            .queued
+        let items = snap.items();
+        let waiting: Vec<Waiting> = items
             .iter()
-            .map(|q| Waiting {
-                id: q.id,
-                wants: snap.wants(q),
-                path: q.path.clone(),
+            .map(|item| match item {
+                Item::Run(q) => Waiting {
+                    id: q.id,
+                    wants: snap.wants(*item),
+                    path: q.path.clone(),
+                    hold_ms: None,
+                },
+                Item::Reservation(r) => Waiting {
+                    id: -r.id,
+                    wants: snap.wants(*item),
+                    path: String::new(),
+                    hold_ms: Some((r.duration_s as i64).saturating_mul(1000)),
+                },
             })
             .collect();
         let holders: Vec<Holder> = snap
@@ -264,6 +367,11 @@ impl Scheduler {
             })
             .collect();
         let unusable: Vec<u32> = snap.disabled.keys().copied().collect();
+        let reserved: Vec<(u32, i64)> = snap
+            .active
+            .values()
+            .filter_map(|r| Some((r.env_id, parse_ms(r.until.as_deref()?)?)))
+            .collect();
         let mut medians: HashMap<(String, u32), Option<i64>> = HashMap::new();
         let mut failure = None;
         let mut median = |path: &str, env: u32| -> Option<i64> {
@@ -279,12 +387,15 @@ impl Scheduler {
             m
         };
         let places = positions(&waiting);
-        let starts = etas(&waiting, &holders, &unusable, now_ms(), &mut median);
+        let starts = etas(&waiting, &holders, &unusable, &reserved, now_ms(), &mut median);
         if let Some(e) = failure {
             return Err(e);
         }
         let mut changed = Vec::new();
         for ((w, pos), eta) in waiting.iter().zip(places).zip(starts) {
+            if w.id < 0 {
+                continue; // a reservation: its place shows on its environment's queue
+            }
             let eta = eta.and_then(chrono::DateTime::from_timestamp_millis).map(timestamp);
             if rows::set_place(&tx, w.id, pos, eta.as_deref())? && Some(w.id) != skip {
                 changed.push(w.id);
@@ -341,7 +452,21 @@ impl Scheduler {
             return Ok(None);
         };
         let mut queue = Vec::new();
-        for q in snap.queued.iter().filter(|q| snap.wants(q).contains(&id)) {
+        for item in snap.items().into_iter().filter(|i| snap.wants(*i).contains(&id)) {
+            let q = match item {
+                Item::Run(q) => q,
+                Item::Reservation(r) => {
+                    queue.push(json!({
+                        "kind": "reservation",
+                        "reservation_id": r.id,
+                        "username": r.username,
+                        "note": r.note,
+                        "duration_s": r.duration_s,
+                        "created_at": r.created_at,
+                    }));
+                    continue;
+                }
+            };
             if let Some(run) = runs::get(&conn, q.id)? {
                 queue.push(json!({
                     "kind": "run",
@@ -410,7 +535,7 @@ impl Scheduler {
             return Ok(());
         }
         let snap = Snapshot::read(&*self.store.conn()?, self.envs.catalog())?;
-        for q in snap.queued.iter().filter(|q| snap.wants(q).is_empty()) {
+        for q in snap.queued.iter().filter(|q| snap.wants(Item::Run(q)).is_empty()) {
             let t = Transition::stop(RunStatus::Queued, RunStatus::Cancelled);
             if self.apply(q.id, &t)?.is_some() {
                 tracing::info!(
@@ -447,4 +572,11 @@ impl Scheduler {
             tracing::warn!(error = %e, "could not apply the envs file");
         }
     }
+}
+
+/// Now, now + `duration_s` (RFC 3339 both) and the end in ms since the epoch.
+pub(super) fn span(duration_s: u64) -> (String, String, i64) {
+    let start = chrono::Utc::now();
+    let end = start + chrono::Duration::seconds(duration_s.min(i64::MAX as u64 / 1000) as i64);
+    (timestamp(start), timestamp(end), end.timestamp_millis())
 }

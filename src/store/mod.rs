@@ -6,6 +6,7 @@ pub mod logs;
 pub mod migrate;
 pub mod queue;
 pub mod remote;
+pub mod reservations;
 pub mod runs;
 pub mod writer;
 

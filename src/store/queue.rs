@@ -17,12 +17,13 @@ pub struct QueuedRow {
     pub username: String,
     pub path: String,
     pub priority: i32,
+    pub created_at: String,
 }
 
 /// Every queued run, in queue order: highest priority first, then lowest id.
 pub fn queued(conn: &Connection) -> Result<Vec<QueuedRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, env_id, labels, username, path, priority FROM runs
+        "SELECT id, env_id, labels, username, path, priority, created_at FROM runs
          WHERE status = 'queued' ORDER BY priority DESC, id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -35,6 +36,7 @@ pub fn queued(conn: &Connection) -> Result<Vec<QueuedRow>, StoreError> {
             username: r.get(3)?,
             path: r.get(4)?,
             priority: r.get(5)?,
+            created_at: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -217,6 +217,15 @@ impl TestApp {
         )
     }
 
+    /// Any method with a JSON body (or none) → (status, JSON body).
+    pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(30));
+        json_of(match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        })
+    }
+
     /// POST raw bytes with a content type → (status, JSON body).
     pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
         json_of(

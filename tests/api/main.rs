@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 mod queue;
 mod recovery;
+mod reservations;
 mod runs;
 mod spa;
 mod workers;

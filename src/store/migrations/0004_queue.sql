@@ -20,3 +20,22 @@ CREATE TABLE env_state (
     disabled_at     TEXT,
     enabled_at      TEXT
 );
+
+-- Environments reserved by hand: queued (waiting behind the holder and the
+-- queue), active (only its owner's runs are admitted), ended.
+CREATE TABLE reservations (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    env_id      INTEGER NOT NULL,
+    username    TEXT    NOT NULL,
+    note        TEXT    NOT NULL DEFAULT '',
+    status      TEXT    NOT NULL,
+    duration_s  INTEGER NOT NULL,
+    created_at  TEXT    NOT NULL,
+    since       TEXT,
+    until       TEXT,
+    until_ms    INTEGER,
+    ended_at    TEXT
+);
+-- At most one active reservation per environment, enforced here.
+CREATE UNIQUE INDEX reservations_one_active ON reservations(env_id) WHERE status = 'active';
+CREATE INDEX reservations_open ON reservations(status, id) WHERE status != 'ended';
