@@ -137,7 +137,14 @@ export const useEnvsStore = defineStore('envs', () => {
     void loadDetail(envId)
   }
 
+  /** Moves a reservation's end to `until` (RFC 3339). */
+  async function extend(envId: number, reservationId: number, until: string): Promise<void> {
+    await envsApi.extend(reservationId, until)
+    void loadDetail(envId)
+  }
+
   return {
+    extend,
     envs,
     loaded,
     failed,

@@ -49,6 +49,8 @@ export interface QueueItem {
   eta?: string | null
   created_at?: string
   note?: string | null
+  /** A queued reservation: how long it will hold the environment. */
+  duration_s?: number
 }
 
 /** `GET /api/envs/{id}`: the environment and its queue. */
