@@ -1,6 +1,14 @@
 # The single-container deploy: build the binary, then run it in a slim image
 # with Python and pytest (the embedded pool runs them) and tini as PID 1 so
 # that orphaned test processes are reaped.
+#
+# The image serves on 0.0.0.0. With remote workers (--redis / TESTSCHEDULER_REDIS)
+# the server and every worker need the same worker secret, given at run time and
+# never baked into the image: TESTSCHEDULER_WORKER_SECRET (e.g. from an env file,
+# `docker run --env-file testscheduler.env ...`, as compose.yaml does) or
+# --worker-secret-file pointing at a mounted file. Without it `serve --redis`
+# refuses to start. The tests never see it: no TESTSCHEDULER_* variable of the
+# server or worker reaches a run.
 
 # Build stage: Debian 12 (bookworm), the same C library as the runtime image.
 FROM rust:1-slim-bookworm AS build

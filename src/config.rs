@@ -3,6 +3,7 @@
 //! Nothing else reads the command line or the environment for settings.
 
 use crate::domain::EnvSet;
+use crate::protocol::worker::WorkerSecret;
 use clap::{Args, Parser, Subcommand};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,48 @@ pub struct ServeArgs {
     /// Another origin whose pages may open /ws (repeatable), e.g. http://localhost:5173.
     #[arg(long = "allowed-origin", env = "TESTSCHEDULER_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub worker_secret: WorkerSecretArgs,
+}
+
+/// The worker secret's flags, the same on server and worker.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSecretArgs {
+    /// Secret shared by the server and its remote workers: proves every worker request and signs job messages.
+    #[arg(
+        long = "worker-secret",
+        env = "TESTSCHEDULER_WORKER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        conflicts_with = "worker_secret_file"
+    )]
+    pub worker_secret: Option<String>,
+    /// File holding the worker secret (surrounding whitespace is ignored).
+    #[arg(
+        long = "worker-secret-file",
+        env = "TESTSCHEDULER_WORKER_SECRET_FILE",
+        value_name = "FILE"
+    )]
+    pub worker_secret_file: Option<PathBuf>,
+}
+
+impl WorkerSecretArgs {
+    /// The secret given, if any; the error names the flag.
+    pub fn resolve(&self) -> Result<Option<WorkerSecret>, ConfigError> {
+        match (&self.worker_secret, &self.worker_secret_file) {
+            (Some(text), _) => WorkerSecret::new(text)
+                .map(Some)
+                .ok_or_else(|| bad("--worker-secret", "is empty")),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| bad("--worker-secret-file", format!("{}: {e}", file.display())))?;
+                WorkerSecret::new(&text)
+                    .map(Some)
+                    .ok_or_else(|| bad("--worker-secret-file", format!("{} is empty", file.display())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// Flags of `testscheduler worker`.
@@ -107,6 +150,8 @@ pub struct WorkerArgs {
     /// Prefix of every Redis key (the server's).
     #[arg(long, env = "TESTSCHEDULER_REDIS_PREFIX", default_value = "testscheduler:")]
     pub redis_prefix: String,
+    #[command(flatten)]
+    pub worker_secret: WorkerSecretArgs,
 }
 
 /// A bad option, named by its flag.
@@ -145,6 +190,8 @@ pub struct Config {
     pub max_run_timeout: u64,
     pub lease: Duration,
     pub allowed_origins: Vec<String>,
+    /// Proves remote workers' requests and signs job messages; `None` only on loopback.
+    pub worker_secret: Option<WorkerSecret>,
 }
 
 impl Config {
@@ -207,7 +254,20 @@ impl Config {
             crate::domain::Catalog::from_toml(&text)
                 .map_err(|e| bad("--envs-file", format!("{}: {e}", file.display())))?;
         }
+        let worker_secret = args.worker_secret.resolve()?;
+        if args.redis.is_some() && worker_secret.is_none() && !bind.ip().is_loopback() {
+            return Err(bad(
+                "--worker-secret",
+                format!(
+                    "serving on {bind} (not loopback) with --redis needs a worker secret (--worker-secret, \
+                     TESTSCHEDULER_WORKER_SECRET or --worker-secret-file), given to the workers too: \
+                     without it anyone who reaches Redis or this port can run commands on the workers \
+                     or forge their reports"
+                ),
+            ));
+        }
         Ok(Config {
+            worker_secret,
             bind,
             database,
             project_dir,
@@ -311,5 +371,34 @@ mod tests {
         let filled = fill_command(&argv, "./tests/my test.py", 3, 9);
         assert_eq!(filled.last().map(String::as_str), Some("./tests/my test.py"));
         assert_eq!(filled.len(), argv.len());
+    }
+
+    #[test]
+    fn redis_on_a_public_address_needs_a_worker_secret() {
+        let e = Config::from_args(args(&["--bind", "0.0.0.0:0", "--redis", "redis://127.0.0.1:6379"]))
+            .expect_err("no secret");
+        assert_eq!(e.flag, "--worker-secret");
+        let c = Config::from_args(args(&["--bind", "127.0.0.1:0", "--redis", "redis://127.0.0.1:6379"]))
+            .expect("loopback may go without");
+        assert!(c.worker_secret.is_none());
+        let c = Config::from_args(args(&[
+            "--bind",
+            "0.0.0.0:0",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--worker-secret",
+            "s",
+        ]))
+        .expect("with a secret");
+        assert!(c.worker_secret.is_some_and(|s| s.matches(b"s")));
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let file = file.display().to_string();
+        let c = Config::from_args(args(&["--worker-secret-file", &file])).expect("file");
+        assert!(c.worker_secret.is_some_and(|s| s.matches(b"from-file")));
+        let e = Config::from_args(args(&["--worker-secret-file", "/no/such/file"])).expect_err("missing");
+        assert_eq!(e.flag, "--worker-secret-file");
+        assert!(Cli::try_parse_from(["testscheduler", "--worker-secret", "a", "--worker-secret-file", &file]).is_err());
     }
 }

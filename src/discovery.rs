@@ -1,8 +1,14 @@
 //! The tests tree: which test files (`test*.py`) and directories exist under
 //! the tests root, as `./tests/...` paths. A file watcher marks the list stale
 //! when the tree changes, so it is re-read only after a change, never per request.
+//!
+//! Only what resolves inside the project directory is listed (and so can be
+//! run): a symlink pointing outside it, a dangling link, and a name that is
+//! not UTF-8 are left out. Links inside the project are followed, each
+//! directory at most once (a link to a parent cannot loop).
 
 use notify::{RecursiveMode, Watcher};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -92,31 +98,63 @@ impl TestTree {
         let prefix = format!("./{}", self.inner.tests_dir.to_string_lossy().trim_end_matches('/'));
         let root = self.inner.project_dir.join(&self.inner.tests_dir);
         let mut out = Vec::new();
-        if root.is_dir() {
-            out.push(format!("{prefix}/"));
-            walk(&root, &prefix, &mut out);
+        let mut walk = Walk {
+            project_dir: self.inner.project_dir.canonicalize().unwrap_or_default(),
+            seen: HashSet::new(),
+            out: &mut out,
+        };
+        if let Some(real) = walk.inside(&root).filter(|r| r.is_dir()) {
+            walk.out.push(format!("{prefix}/"));
+            walk.seen.insert(real.clone());
+            walk.dir(&real, &prefix);
         }
         out.sort();
         *self.inner.paths.write().unwrap_or_else(|p| p.into_inner()) = out;
     }
 }
 
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "__pycache__" {
-            continue;
-        }
-        let Ok(kind) = entry.file_type() else { continue };
-        let path = format!("{prefix}/{name}");
-        if kind.is_dir() {
-            out.push(format!("{path}/"));
-            walk(&entry.path(), &path, out);
-        } else if name.starts_with("test") && name.ends_with(".py") {
-            out.push(path);
+/// One scan of the tree.
+struct Walk<'a> {
+    /// Canonical: everything listed must resolve under it.
+    project_dir: PathBuf,
+    /// Directories already walked, by their real path.
+    seen: HashSet<PathBuf>,
+    out: &'a mut Vec<String>,
+}
+
+impl Walk<'_> {
+    /// `path`'s real path if it exists and lies inside the project directory.
+    fn inside(&self, path: &Path) -> Option<PathBuf> {
+        let real = path.canonicalize().ok()?;
+        real.starts_with(&self.project_dir).then_some(real)
+    }
+
+    /// Lists the tests and directories under `dir` (a real path), shown as `prefix/...`.
+    fn dir(&mut self, dir: &Path, prefix: &str) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            // A name that is not UTF-8 could not be asked for as a path.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            // Follows links; a dangling one or one leading out of the project is left out.
+            let Some(real) = self.inside(&entry.path()) else {
+                continue;
+            };
+            let path = format!("{prefix}/{name}");
+            if real.is_dir() {
+                if self.seen.insert(real.clone()) {
+                    self.out.push(format!("{path}/"));
+                    self.dir(&real, &path);
+                }
+            } else if real.is_file() && name.starts_with("test") && name.ends_with(".py") {
+                self.out.push(path);
+            }
         }
     }
 }
@@ -147,5 +185,35 @@ mod tests {
         std::fs::write(t.join("test_new.py"), "").expect("write");
         assert!(tree.contains("./tests/test_new.py"));
         assert!(!tree.contains("./tests/helper.py"));
+    }
+
+    #[test]
+    fn only_what_resolves_inside_the_project_is_listed() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tmp");
+        std::fs::write(outside.path().join("test_out.py"), "").expect("write");
+        let dir = tempfile::tempdir().expect("tmp");
+        let t = dir.path().join("tests");
+        std::fs::create_dir_all(t.join("real")).expect("mkdir");
+        std::fs::write(t.join("real/test_in.py"), "").expect("write");
+        symlink("/etc/passwd", t.join("test_passwd.py")).expect("link");
+        symlink(outside.path().join("test_out.py"), t.join("test_outside.py")).expect("link");
+        symlink(outside.path(), t.join("outdir")).expect("link");
+        symlink(t.join("nowhere.py"), t.join("test_dangling.py")).expect("link");
+        symlink(t.join("real/test_in.py"), t.join("test_alias.py")).expect("link");
+        symlink(&t, t.join("real/loop")).expect("link");
+        let bad = std::ffi::OsStr::from_bytes(b"test_\xff.py");
+        std::fs::write(t.join(bad), "").expect("write");
+        let tree = TestTree::new(dir.path(), Path::new("tests"));
+        assert_eq!(
+            tree.list(),
+            [
+                "./tests/",
+                "./tests/real/",
+                "./tests/real/test_in.py",
+                "./tests/test_alias.py"
+            ]
+        );
     }
 }

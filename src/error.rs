@@ -38,6 +38,8 @@ pub enum AppError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("Missing or wrong worker secret (header X-Testscheduler-Worker-Secret)")]
+    InvalidWorkerSecret,
 }
 
 impl AppError {
@@ -62,6 +64,7 @@ impl AppError {
             AppError::BodyTooLarge => "body_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
+            AppError::InvalidWorkerSecret => "invalid_worker_secret",
         }
     }
 }
@@ -82,6 +85,7 @@ impl ResponseError for AppError {
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::InvalidWorkerSecret => StatusCode::FORBIDDEN,
         }
     }
 

@@ -179,6 +179,7 @@ fn start_local_slots(config: &Config, redis: &str, addr: std::net::SocketAddr) -
         slots: config.workers,
         project_dir: config.project_dir.clone(),
         id: format!("{}-{}-server", crate::worker::host_name(), std::process::id()),
+        secret: config.worker_secret.clone(),
     })
 }
 

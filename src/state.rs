@@ -3,9 +3,9 @@
 use crate::config::Config;
 use crate::discovery::TestTree;
 use crate::hub::Hub;
+use crate::scheduler::worker_registry::WorkerRegistry;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
-use crate::workers::WorkerRegistry;
 use std::sync::Arc;
 
 /// Shared handles of the running server.

@@ -5,5 +5,6 @@
 
 pub mod local;
 pub mod redis;
+pub mod stream;
 
 pub use crate::scheduler::Dispatcher;

@@ -10,171 +10,27 @@
 //! a second it also checks that Redis still has our data (the marker key
 //! `{prefix}epoch` and the group), and publishes again the messages a worker
 //! took but did not claim within a lease (the group's pending entries).
-//! This module also owns the message format, which the worker reads.
+//! The keys and reply parsing it shares with the worker are in `stream.rs`,
+//! the message format in `protocol::worker`; with a worker secret every
+//! message is signed.
 
+use super::stream::{connect, entries, text, Keys, GROUP, IO_TIMEOUT};
 use super::Dispatcher;
 use crate::config::{fill_command, Config};
 use crate::domain::{Run, RunId};
+use crate::protocol::worker::Job;
 use crate::store::{now_ms, remote, runs, Store, StoreError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use redis::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The consumer group every worker reads through.
-pub const GROUP: &str = "workers";
 /// How often the dispatcher checks Redis' state and pending messages.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
-/// Timeout of every Redis call of the server (never blocks a request long).
-const IO_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The Redis keys under one prefix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keys {
-    /// The stream of waiting runs.
-    pub stream: String,
-    /// Set by the server; gone means Redis lost its data.
-    pub marker: String,
-}
-
-impl Keys {
-    /// The keys under `prefix` (e.g. `testscheduler:`).
-    pub fn new(prefix: &str) -> Keys {
-        Keys {
-            stream: format!("{prefix}runs"),
-            marker: format!("{prefix}epoch"),
-        }
-    }
-}
-
-/// One run as a message on the stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    pub id: RunId,
-    pub path: String,
-    pub env_id: u32,
-    /// The command, already filled in.
-    pub command: Vec<String>,
-    pub timeout_s: u64,
-    /// The secret for every report about this run.
-    pub token: String,
-    /// The server's lease, in seconds.
-    pub lease_s: u64,
-}
-
-impl Job {
-    /// The stream entry's fields.
-    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("id", self.id.to_string()),
-            ("path", self.path.clone()),
-            ("env_id", self.env_id.to_string()),
-            ("command", serde_json::Value::from(self.command.clone()).to_string()),
-            ("timeout_s", self.timeout_s.to_string()),
-            ("token", self.token.clone()),
-            ("lease_s", self.lease_s.to_string()),
-        ]
-    }
-
-    /// Reads a stream entry's fields; the error names what is wrong.
-    pub fn from_fields(f: &HashMap<String, String>) -> Result<Job, String> {
-        fn get<'a>(f: &'a HashMap<String, String>, k: &str) -> Result<&'a str, String> {
-            f.get(k).map(String::as_str).ok_or_else(|| format!("no field {k}"))
-        }
-        fn num<T: std::str::FromStr>(f: &HashMap<String, String>, k: &str) -> Result<T, String> {
-            get(f, k)?.parse().map_err(|_| format!("field {k} is not a number"))
-        }
-        let command: Vec<String> =
-            serde_json::from_str(get(f, "command")?).map_err(|e| format!("field command: {e}"))?;
-        if command.is_empty() {
-            return Err("field command is empty".into());
-        }
-        Ok(Job {
-            id: num(f, "id")?,
-            path: get(f, "path")?.to_string(),
-            env_id: num(f, "env_id")?,
-            command,
-            timeout_s: num(f, "timeout_s")?,
-            token: get(f, "token")?.to_string(),
-            lease_s: num::<u64>(f, "lease_s")?.max(1),
-        })
-    }
-}
 
 /// A new random run token (256 bits, hex).
 pub fn new_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
-}
-
-/// Text of a reply value, if it is one.
-pub fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        Value::Okay => Some("OK".into()),
-        _ => None,
-    }
-}
-
-/// Stream entries `[[id, [k, v, …]], …]` as (id, fields).
-pub fn entries(v: &Value) -> Vec<(String, HashMap<String, String>)> {
-    let Value::Array(items) = v else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let Value::Array(pair) = item else { continue };
-        let (Some(id), Some(kv)) = (pair.first().and_then(text), pair.get(1)) else {
-            continue;
-        };
-        let mut fields = HashMap::new();
-        match kv {
-            Value::Array(kv) => {
-                for c in kv.chunks(2) {
-                    if let [k, v] = c {
-                        if let (Some(k), Some(v)) = (text(k), text(v)) {
-                            fields.insert(k, v);
-                        }
-                    }
-                }
-            }
-            Value::Map(kv) => {
-                for (k, v) in kv {
-                    if let (Some(k), Some(v)) = (text(k), text(v)) {
-                        fields.insert(k, v);
-                    }
-                }
-            }
-            _ => {}
-        }
-        out.push((id, fields));
-    }
-    out
-}
-
-/// The entries of an `XREADGROUP` reply (nil when nothing came).
-pub fn read_reply_entries(v: &Value) -> Vec<(String, HashMap<String, String>)> {
-    match v {
-        Value::Array(streams) => streams
-            .iter()
-            .flat_map(|s| match s {
-                Value::Array(pair) => pair.get(1).map(entries).unwrap_or_default(),
-                _ => Vec::new(),
-            })
-            .collect(),
-        Value::Map(streams) => streams.iter().flat_map(|(_, v)| entries(v)).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Opens a connection with bounded connect, read and write times.
-pub fn connect(client: &redis::Client, read_timeout: Duration) -> redis::RedisResult<redis::Connection> {
-    let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
-    conn.set_read_timeout(Some(read_timeout))?;
-    conn.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(conn)
 }
 
 /// The server's half: wakes the publishing thread.
@@ -349,7 +205,10 @@ impl Publisher {
                 .ignore()
                 .query::<()>(conn)?;
             for (_, fields) in entries(&found) {
-                let Ok(job) = Job::from_fields(&fields) else { continue };
+                // Our own message: its token is checked against the stored hash below.
+                let Ok(job) = Job::from_fields(&fields, None) else {
+                    continue;
+                };
                 let store = self.store.conn()?;
                 let current = remote::get(&store, job.id)?.and_then(|r| r.token_hash);
                 if current.is_some_and(|h| runs::token_matches(&job.token, &h))
@@ -387,7 +246,7 @@ impl Publisher {
                 if !remote::set_token(&*self.store.conn()?, id, &hash, &command)? {
                     continue; // cancelled meanwhile
                 }
-                let fields = job.to_fields();
+                let fields = job.to_fields(self.config.worker_secret.as_ref());
                 redis::cmd("XADD")
                     .arg(&self.keys.stream)
                     .arg("*")
@@ -404,61 +263,10 @@ impl Publisher {
 mod tests {
     use super::*;
 
-    fn job() -> Job {
-        Job {
-            id: 7,
-            path: "./tests/my test.py".into(),
-            env_id: 3,
-            command: vec![
-                "python3".into(),
-                "-m".into(),
-                "pytest".into(),
-                "./tests/my test.py".into(),
-            ],
-            timeout_s: 60,
-            token: new_token(),
-            lease_s: 30,
-        }
-    }
-
-    #[test]
-    fn job_round_trips_through_fields() {
-        let j = job();
-        let fields: HashMap<String, String> = j.to_fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        assert_eq!(Job::from_fields(&fields), Ok(j));
-    }
-
-    #[test]
-    fn bad_message_names_its_field() {
-        let mut fields: HashMap<String, String> =
-            job().to_fields().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        fields.insert("env_id".into(), "x".into());
-        assert!(Job::from_fields(&fields).expect_err("bad").contains("env_id"));
-        fields.remove("token");
-        assert!(Job::from_fields(&fields).is_err());
-    }
-
     #[test]
     fn tokens_are_fresh_and_long() {
         let (a, b) = (new_token(), new_token());
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
-    }
-
-    #[test]
-    fn xreadgroup_reply_is_read() {
-        let b = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        let reply = Value::Array(vec![Value::Array(vec![
-            b("p:runs"),
-            Value::Array(vec![Value::Array(vec![
-                b("1-0"),
-                Value::Array(vec![b("id"), b("5"), b("path"), b("./tests/")]),
-            ])]),
-        ])]);
-        let got = read_reply_entries(&reply);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].0, "1-0");
-        assert_eq!(got[0].1.get("id").map(String::as_str), Some("5"));
-        assert!(read_reply_entries(&Value::Nil).is_empty());
     }
 }

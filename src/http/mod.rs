@@ -5,10 +5,11 @@
 pub mod dto;
 pub mod envs;
 pub mod health;
+pub mod run_reports;
 pub mod runs;
 pub mod spa;
 pub mod test_tree;
-pub mod workers;
+pub mod worker_api;
 pub mod ws;
 
 use crate::error::AppError;
@@ -43,10 +44,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::patch().to(envs::move_reservation))
                         .route(web::delete().to(envs::end_reservation)),
                 )
-                .service(resource("/workers").get(workers::list))
-                .service(resource("/workers/heartbeat").post(workers::heartbeat))
+                .service(resource("/workers").get(worker_api::list))
+                .service(resource("/workers/heartbeat").post(worker_api::heartbeat))
                 .service(resource("/testruns").get(runs::list).post(runs::create))
-                .service(resource("/testruns/{id}").get(runs::get).post(workers::report))
+                .service(resource("/testruns/{id}").get(runs::get).post(run_reports::report))
                 .service(resource("/testruns/{id}/cancel").post(runs::cancel))
                 .service(resource("/testruns/{id}/logs").get(runs::logs_json))
                 .service(resource("/testruns/{id}/log.txt").get(runs::log_txt))

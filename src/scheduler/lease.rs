@@ -65,6 +65,7 @@ impl Scheduler {
         if self.workers.expire(self.config.lease) {
             self.announce_workers();
         }
+        self.announce_held_back_workers();
         Ok(())
     }
 

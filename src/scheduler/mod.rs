@@ -9,7 +9,6 @@ use crate::error::AppError;
 use crate::hub::Hub;
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{logs, runs, writer::LogWriter, Store, StoreError};
-use crate::workers::WorkerRegistry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +17,8 @@ use tracing::instrument;
 pub use dispatcher::{Dispatcher, LocalOutput, LocalRun, LocalRuns};
 pub use queue::{EnvView, RunRequest, Target};
 pub use reservations::ReservationRequest;
+pub mod worker_registry;
+use worker_registry::WorkerRegistry;
 
 mod dispatcher;
 pub mod lease;

@@ -6,12 +6,13 @@
 //! the one [`LogWriter`](crate::store::writer::LogWriter); status moves through
 //! the scheduler's own functions, so hub events fire as for embedded runs.
 
+use super::worker_registry::WorkerInfo;
 use super::Scheduler;
 use crate::domain::{lines::split_text, run::now, Claim, RunId, RunStatus, Transition};
 use crate::error::AppError;
 use crate::hub::LogEvent;
+use crate::protocol::worker::{Heartbeat, HeartbeatReply, Report, ReportReply, WorkerStatus};
 use crate::store::{logs, now_ms, remote, runs::token_matches, StoreError};
-use crate::workers::WorkerInfo;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tracing::instrument;
@@ -19,117 +20,9 @@ use tracing::instrument;
 /// Worker id recorded for a claim that names none (the seed's worker).
 const UNNAMED_WORKER: &str = "unnamed";
 
-/// The statuses a worker may set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WorkerStatus {
-    Running,
-    Succeeded,
-    Failed,
-}
-
-/// A report's fields, checked.
-#[derive(Debug, Default, PartialEq)]
-struct Report {
-    status: Option<WorkerStatus>,
-    worker: Option<String>,
-    /// `from` and `lines`.
-    lines: Option<(u64, Vec<String>)>,
-    /// The seed's whole log so far.
-    logs: Option<String>,
-    exit_code: Option<i32>,
-    total: Option<u64>,
-    /// The unfinished line so far: (line number, text).
-    partial: Option<(u64, String)>,
-}
-
-impl Report {
-    fn parse(fields: &Map<String, Value>) -> Result<Report, AppError> {
-        let status = match fields.get("status") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(match s.as_str() {
-                "running" => WorkerStatus::Running,
-                "succeeded" => WorkerStatus::Succeeded,
-                "failed" => WorkerStatus::Failed,
-                _ => {
-                    return Err(AppError::field(
-                        "status",
-                        "A worker may set only running, succeeded or failed.",
-                    ))
-                }
-            }),
-            Some(_) => return Err(AppError::field("status", "Not a valid string.")),
-        };
-        let worker = match fields.get("worker") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if (1..=200).contains(&s.chars().count()) => Some(s.clone()),
-            Some(_) => return Err(AppError::field("worker", "A worker id of 1 to 200 characters.")),
-        };
-        let lines = match (fields.get("from"), fields.get("lines")) {
-            (None, None) => None,
-            (Some(from), Some(Value::Array(items))) => {
-                let from = from
-                    .as_u64()
-                    .ok_or_else(|| AppError::field("from", "Not a valid line number."))?;
-                let lines = items
-                    .iter()
-                    .map(|l| l.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| AppError::field("lines", "Not a list of strings."))?;
-                Some((from, lines))
-            }
-            (None, Some(_)) => return Err(AppError::field("from", "Missing data for required field.")),
-            (Some(_), None) => return Err(AppError::field("lines", "Missing data for required field.")),
-            (Some(_), Some(_)) => return Err(AppError::field("lines", "Not a list of strings.")),
-        };
-        let logs = match fields.get("logs") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(AppError::field("logs", "Not a valid string.")),
-        };
-        let exit_code = match fields.get("exit_code") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_i64()
-                    .and_then(|c| i32::try_from(c).ok())
-                    .ok_or_else(|| AppError::field("exit_code", "Not a valid integer."))?,
-            ),
-        };
-        let total = match fields.get("total") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .ok_or_else(|| AppError::field("total", "Not a valid line count."))?,
-            ),
-        };
-        let partial = match fields.get("partial") {
-            None | Some(Value::Null) => None,
-            Some(p) => match (
-                p.get("line").and_then(Value::as_u64),
-                p.get("text").and_then(Value::as_str),
-            ) {
-                (Some(line), Some(text)) => Some((line, text.to_string())),
-                _ => return Err(AppError::field("partial", "Expected {\"line\": K, \"text\": \"...\"}.")),
-            },
-        };
-        let r = Report {
-            status,
-            worker,
-            lines,
-            logs,
-            exit_code,
-            total,
-            partial,
-        };
-        let is_final = matches!(r.status, Some(WorkerStatus::Succeeded | WorkerStatus::Failed));
-        if is_final && r.total.is_none() && r.logs.is_none() {
-            return Err(AppError::field("total", "Missing data for required field."));
-        }
-        Ok(r)
-    }
-
-    fn is_final(&self) -> bool {
-        matches!(self.status, Some(WorkerStatus::Succeeded | WorkerStatus::Failed))
-    }
+/// A report's fields, checked: the protocol's [`Report`], its errors as the API's.
+fn parse_report(fields: &Map<String, Value>) -> Result<Report, AppError> {
+    Report::parse(fields).map_err(|e| AppError::field(&e.field, e.message))
 }
 
 /// Whether a run started at `started_at` (RFC 3339) is past `timeout_s` at `now_ms`.
@@ -144,7 +37,7 @@ impl Scheduler {
     /// Checks a report's token, then applies it: claim, lines, end, in that
     /// order. Answers `{"cancel": bool}`. Blocking.
     #[instrument(skip(self, token, fields))]
-    pub fn report(&self, id: RunId, token: Option<&str>, fields: &Map<String, Value>) -> Result<Value, AppError> {
+    pub fn report(&self, id: RunId, token: Option<&str>, fields: &Map<String, Value>) -> Result<ReportReply, AppError> {
         let conn = self.store.conn()?;
         let found = remote::get(&conn, id)?;
         let (Some(run), Some(token)) = (found, token) else {
@@ -153,7 +46,7 @@ impl Scheduler {
         let Some(hash) = run.token_hash.clone().filter(|h| token_matches(token, h)) else {
             return Err(AppError::InvalidToken);
         };
-        let mut report = Report::parse(fields)?;
+        let mut report = parse_report(fields)?;
         let lease_ms = self.config.lease.as_millis() as i64;
         let mut run = run;
 
@@ -196,7 +89,7 @@ impl Scheduler {
 
         let mut seed_total = None;
         if held {
-            if let Some((from, lines)) = report.lines.take() {
+            if let (Some(from), Some(lines)) = (report.from, report.lines.take()) {
                 self.writer.append_checked(id, from, lines)?;
             }
             if let Some(text) = &report.logs {
@@ -207,12 +100,12 @@ impl Scheduler {
                 seed_total = Some(lines.len() as u64);
                 self.writer.append_checked(id, 0, lines)?;
             }
-            if let Some((line, text)) = report.partial.take() {
+            if let Some(partial) = report.partial.take() {
                 self.hub.publish_log(
                     id,
                     LogEvent::Partial {
-                        line,
-                        text: Arc::from(text),
+                        line: partial.line,
+                        text: Arc::from(partial.text),
                     },
                 );
             }
@@ -241,7 +134,10 @@ impl Scheduler {
             run.status,
             RunStatus::Cancelled | RunStatus::Timeout | RunStatus::Unknown
         );
-        Ok(json!({ "cancel": cancel, "status": run.status }))
+        Ok(ReportReply {
+            cancel,
+            status: run.status.to_string(),
+        })
     }
 
     /// A worker's heartbeat: it is listed in `GET /api/workers` (and
@@ -249,32 +145,23 @@ impl Scheduler {
     /// runs it says it holds are renewed. Answers the lease and which of its
     /// runs to stop. Blocking.
     #[instrument(skip_all)]
-    pub fn worker_heartbeat(&self, fields: &Map<String, Value>) -> Result<Value, AppError> {
-        let id = match fields.get("id") {
-            Some(Value::String(s)) if (1..=200).contains(&s.chars().count()) => s.clone(),
-            Some(_) => return Err(AppError::field("id", "A worker id of 1 to 200 characters.")),
-            None => return Err(AppError::field("id", "Missing data for required field.")),
-        };
-        let host = match fields.get("host") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.chars().take(200).collect(),
-            Some(_) => return Err(AppError::field("host", "Not a valid string.")),
-        };
-        let slots = match fields.get("slots") {
-            None | Some(Value::Null) => 1,
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| AppError::field("slots", "Not a valid integer."))?,
-        };
-        let running: Vec<RunId> = match fields.get("running") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(Value::as_i64)
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| AppError::field("running", "Not a list of run ids."))?,
-            Some(_) => return Err(AppError::field("running", "Not a list of run ids.")),
-        };
+    pub fn worker_heartbeat(&self, fields: &Map<String, Value>) -> Result<HeartbeatReply, AppError> {
+        let Heartbeat {
+            id,
+            host,
+            slots,
+            running,
+            refused,
+        } = Heartbeat::parse(fields).map_err(|e| AppError::field(&e.field, e.message))?;
+        for r in refused.iter().take(100) {
+            tracing::error!(
+                worker = %id,
+                msg_id = %r.msg_id.escape_debug(),
+                run_id = %r.run_id.escape_debug(),
+                reason = %r.reason.escape_debug(),
+                "a worker refused a job message that does not verify: something other than this server writes to the run queue"
+            );
+        }
         let conn = self.store.conn()?;
         let lease = self.config.lease;
         remote::renew_worker_leases(&conn, &id, &running, now_ms() + lease.as_millis() as i64)?;
@@ -290,11 +177,29 @@ impl Scheduler {
         if self.workers.seen(info) {
             self.announce_workers();
         }
-        Ok(json!({ "lease_s": lease.as_secs(), "cancel": stop }))
+        Ok(HeartbeatReply {
+            lease_s: lease.as_secs(),
+            cancel: stop,
+        })
     }
 
-    /// Sends the worker list to every `/ws` client.
+    /// The worker list changed: it goes to every `/ws` client now, or, if one
+    /// went out less than 500 ms ago, at the keeper's next look.
     pub(crate) fn announce_workers(&self) {
+        if self.workers.note_change() {
+            self.send_workers();
+        }
+    }
+
+    /// Sends a change that was held back, once its time has come.
+    pub(crate) fn announce_held_back_workers(&self) {
+        if self.workers.take_due() {
+            self.send_workers();
+        }
+    }
+
+    /// Sends the worker list as it is now to every `/ws` client.
+    fn send_workers(&self) {
         let frame = json!({ "event": "workersChanged", "workers": self.workers.list() });
         self.hub.publish_frame(frame.to_string());
     }
@@ -306,7 +211,7 @@ mod tests {
 
     fn parse(v: Value) -> Result<Report, AppError> {
         match v {
-            Value::Object(m) => Report::parse(&m),
+            Value::Object(m) => parse_report(&m),
             _ => unreachable!("tests pass objects"),
         }
     }
@@ -317,7 +222,10 @@ mod tests {
         assert_eq!(r.status, Some(WorkerStatus::Running));
         assert_eq!(r.worker.as_deref(), Some("w1"));
         let r = parse(json!({"token": "t", "from": 3, "lines": ["a", "b"]})).expect("lines");
-        assert_eq!(r.lines, Some((3, vec!["a".to_string(), "b".to_string()])));
+        assert_eq!(
+            (r.from, r.lines),
+            (Some(3), Some(vec!["a".to_string(), "b".to_string()]))
+        );
         let r = parse(json!({"token": "t", "status": "failed", "exit_code": 1, "total": 9})).expect("end");
         assert!(r.is_final());
         assert_eq!((r.exit_code, r.total), (Some(1), Some(9)));

@@ -2,11 +2,11 @@
 //! message once the server has answered), run its command with the shared
 //! runner in the worker's project directory, and report it to its end.
 
-use super::report::{Backoff, Delivery, Http, PostError, Reporter};
+use super::http::{Backoff, Http, PostError};
+use super::report::{Delivery, Reporter};
 use super::Worker;
-use crate::dispatch::redis::Job;
+use crate::protocol::worker::{Job, Report, ReportReply};
 use crate::runner::{self, RunSpec, StopFlag};
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Extra time the worker's own timeout allows past the server's: the server
@@ -26,7 +26,7 @@ enum Claim {
 
 /// Runs `job` (taken as stream entry `msg_id`) to its end.
 pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
-    let http = Http::new(&worker.opts.server);
+    let http = worker.http();
     match claim(&http, &worker.opts.id, &job, &stop) {
         Claim::Ours => worker.ack(msg_id),
         Claim::Drop => {
@@ -65,14 +65,14 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
 }
 
 fn claim(http: &Http, worker_id: &str, job: &Job, stop: &StopFlag) -> Claim {
-    let body = json!({ "token": job.token, "status": "running", "worker": worker_id });
+    let body = Report::claim(&job.token, worker_id);
     let path = format!("/api/testruns/{}", job.id);
     let lease = Duration::from_secs(job.lease_s);
     let started = Instant::now();
     let mut backoff = Backoff::for_lease(lease);
     loop {
-        match http.post(&path, &body) {
-            Ok(reply) if reply["cancel"].as_bool() == Some(true) => return Claim::Drop,
+        match http.post::<_, ReportReply>(&path, &body) {
+            Ok(reply) if reply.cancel => return Claim::Drop,
             Ok(_) => return Claim::Ours,
             Err(e @ PostError::Rejected { .. }) => {
                 tracing::info!(run_id = job.id, error = %e, "run not claimed; dropping its message");

@@ -1,15 +1,13 @@
-//! How a worker talks to the server: JSON POSTs with bounded timeouts
-//! ([`Http`]), retried with exponential backoff and jitter ([`Backoff`]), and
-//! one reporter thread per run that sends its numbered lines in batches (and
+//! One reporter thread per run that sends its numbered lines in batches (and
 //! an empty report at least every second as a heartbeat), keeps what the
 //! server has not stored yet in a [`LineBuffer`], sends the end once every
 //! line is stored, and raises the run's stop flag when the server says
 //! `cancel` or could not be reached for (nearly) a whole lease.
 
+use super::http::{Backoff, Http, PostError};
 use super::spool::{LineBuffer, DEFAULT_MEMORY_LIMIT};
-use crate::dispatch::redis::Job;
+use crate::protocol::worker::{Job, Partial, Report, ReportReply, WorkerStatus};
 use crate::runner::{Finished, Outcome, Output, StopFlag, StopReason};
-use serde_json::{json, Value};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,121 +40,10 @@ const MAX_BYTES: usize = 512 * 1024;
 /// Largest report body sent, once JSON-escaped (the server takes up to 1 MiB).
 const MAX_BODY: usize = 1_000_000;
 
-/// Why a POST did not succeed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PostError {
-    /// No answer (connection refused, timeout) or a 5xx: try again later.
-    Transport(String),
-    /// The server answered with a 4xx: retrying the same report cannot help
-    /// (except a `line_gap`, which says where to go on from).
-    Rejected {
-        status: u16,
-        code: String,
-        next: Option<u64>,
-    },
-}
-
-impl std::fmt::Display for PostError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PostError::Transport(e) => write!(f, "server unreachable: {e}"),
-            PostError::Rejected { status, code, .. } => write!(f, "server answered {status} {code}"),
-        }
-    }
-}
-
-/// The server's HTTP API, as a worker uses it.
-#[derive(Clone)]
-pub struct Http {
-    agent: ureq::Agent,
-    base: String,
-}
-
-impl Http {
-    /// A client for the server at `base` (e.g. `http://server:8000`).
-    pub fn new(base: &str) -> Http {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(3))
-            .timeout(Duration::from_secs(20))
-            .build();
-        Http {
-            agent,
-            base: base.trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// POSTs `body` as JSON to `path`; the reply's JSON on 2xx.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, PostError> {
-        match self.agent.post(&format!("{}{path}", self.base)).send_json(body) {
-            Ok(resp) => resp
-                .into_json::<Value>()
-                .map_err(|e| PostError::Transport(format!("reading the reply: {e}"))),
-            Err(ureq::Error::Status(status, resp)) if status < 500 => {
-                let v: Value = resp.into_json().unwrap_or(Value::Null);
-                Err(PostError::Rejected {
-                    status,
-                    code: v["code"].as_str().unwrap_or("").to_string(),
-                    next: v["next"].as_u64(),
-                })
-            }
-            Err(ureq::Error::Status(status, _)) => Err(PostError::Transport(format!("HTTP {status}"))),
-            Err(e) => Err(PostError::Transport(e.to_string())),
-        }
-    }
-}
-
-/// Exponential backoff with jitter: 100 ms, 200 ms, … up to 5 s (or a
-/// quarter of the lease, so a server that comes back is reached in time).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    const MIN: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(5);
-
-    /// A fresh backoff.
-    pub fn new() -> Backoff {
-        Backoff {
-            next: Self::MIN,
-            max: Self::MAX,
-        }
-    }
-
-    /// A fresh backoff that tries at least four times per `lease`.
-    pub fn for_lease(lease: Duration) -> Backoff {
-        Backoff {
-            next: Self::MIN,
-            max: (lease / 4).clamp(Self::MIN, Self::MAX),
-        }
-    }
-
-    /// The wait before the next try (±20 % jitter), and doubles the one after.
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let jitter = rand::random_range(0.8..1.2);
-        base.mul_f64(jitter)
-    }
-
-    /// Back to the shortest wait after a success.
-    pub fn reset(&mut self) {
-        self.next = Self::MIN;
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new()
-    }
-}
-
 /// How a run ended, as the worker reports it.
 #[derive(Debug, Clone)]
 struct End {
-    status: &'static str,
+    status: WorkerStatus,
     exit_code: Option<i32>,
     total: u64,
 }
@@ -269,8 +156,8 @@ impl Reporter {
     /// Hands over the run's end and waits until it is delivered (or given up).
     pub fn finish(self, finished: &Finished) -> Delivery {
         let status = match finished.outcome {
-            Outcome::Exited(0) => "succeeded",
-            _ => "failed",
+            Outcome::Exited(0) => WorkerStatus::Succeeded,
+            _ => WorkerStatus::Failed,
         };
         let mut st = self.shared.lock();
         st.end = Some(End {
@@ -292,18 +179,16 @@ fn fit_body(
     token: &str,
     from: u64,
     mut lines: Vec<String>,
-    mut partial: Option<Value>,
+    mut partial: Option<Partial>,
     mut end: Option<&End>,
-) -> (Value, usize, bool) {
+) -> (Report, usize, bool) {
     loop {
-        let mut body = json!({ "token": token, "from": from, "lines": lines });
-        if let Some(p) = &partial {
-            body["partial"] = p.clone();
-        }
+        let mut body = Report::lines(token, from, lines.clone());
+        body.partial = partial.clone();
         if let Some(e) = end {
-            body["status"] = json!(e.status);
-            body["exit_code"] = json!(e.exit_code);
-            body["total"] = json!(e.total);
+            body.status = Some(e.status);
+            body.exit_code = e.exit_code;
+            body.total = Some(e.total);
         }
         let size = serde_json::to_vec(&body).map_or(usize::MAX, |v| v.len());
         if size <= MAX_BODY || (lines.len() <= 1 && partial.is_none()) {
@@ -353,7 +238,10 @@ impl Ctx {
             let lines = st.buf.peek(MAX_LINES, MAX_BYTES);
             let all = from + lines.len() as u64 == st.produced;
             let partial = match (&st.partial, st.partial_dirty && all) {
-                (Some((line, text)), true) if *line == st.produced => Some(json!({"line": line, "text": text})),
+                (Some((line, text)), true) if *line == st.produced => Some(Partial {
+                    line: *line,
+                    text: text.clone(),
+                }),
                 _ => None,
             };
             st.partial_dirty = false;
@@ -368,14 +256,14 @@ impl Ctx {
             let (body, used, sends_end) = fit_body(&self.token, from, lines, partial, end.as_ref());
             let sent_to = from + used as u64;
             last_sent = Some(Instant::now());
-            match self.http.post(&self.path, &body) {
+            match self.http.post::<_, ReportReply>(&self.path, &body) {
                 Ok(reply) => {
                     last_ok = Instant::now();
                     backoff.reset();
                     self.shared.lock().buf.ack(sent_to);
-                    if reply["cancel"].as_bool() == Some(true) && !self.stop.is_raised() {
-                        tracing::info!(run_id = self.run_id, status = ?reply["status"], "the server stopped this run");
-                        if reply["status"] == "timeout" {
+                    if reply.cancel && !self.stop.is_raised() {
+                        tracing::info!(run_id = self.run_id, status = %reply.status, "the server stopped this run");
+                        if reply.status == "timeout" {
                             self.stop.raise_because(StopReason::TimedOut);
                         } else {
                             self.stop.raise();
@@ -434,40 +322,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_a_cap_and_resets() {
-        let mut b = Backoff::new();
-        let first = b.next_delay();
-        assert!(
-            first >= Duration::from_millis(80) && first <= Duration::from_millis(120),
-            "{first:?}"
-        );
-        let mut last = first;
-        for _ in 0..20 {
-            last = b.next_delay();
-        }
-        assert!(
-            last <= Duration::from_secs(6) && last >= Duration::from_secs(4),
-            "{last:?}"
-        );
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(120));
-        let mut short = Backoff::for_lease(Duration::from_secs(2));
-        for _ in 0..20 {
-            assert!(short.next_delay() <= Duration::from_millis(600));
-        }
-    }
-
-    #[test]
     fn a_report_fits_the_body_limit_however_its_lines_escape() {
         // Escape characters take six bytes each in JSON.
         let line = "\u{1b}".repeat(60 * 1024);
         let lines = vec![line; 8];
         let end = End {
-            status: "failed",
+            status: WorkerStatus::Failed,
             exit_code: Some(1),
             total: 8,
         };
-        let partial = Some(json!({"line": 8, "text": "x"}));
+        let partial = Some(Partial {
+            line: 8,
+            text: "x".into(),
+        });
         let (body, used, with_end) = fit_body("t", 0, lines.clone(), partial, Some(&end));
         assert!(serde_json::to_vec(&body).expect("json").len() <= MAX_BODY);
         assert!((1..8).contains(&used), "{used}");
@@ -487,12 +354,5 @@ mod tests {
     fn keepalive_fits_the_lease() {
         assert_eq!(keepalive(Duration::from_secs(30)), KEEPALIVE);
         assert!(keepalive(Duration::from_secs(2)) < Duration::from_millis(700));
-    }
-
-    #[test]
-    fn unreachable_server_is_a_transport_error() {
-        // Port 1 on loopback: nothing listens there.
-        let http = Http::new("http://127.0.0.1:1");
-        assert!(matches!(http.post("/x", &json!({})), Err(PostError::Transport(_))));
     }
 }
