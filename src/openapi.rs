@@ -218,6 +218,9 @@ pub enum WsServerEvent {
     /// A run's status or `logs` flag changed.
     #[serde(rename = "taskChanged")]
     TaskChanged { run: Run },
+    /// An environment's state, holder or queue length changed.
+    #[serde(rename = "envChanged")]
+    EnvChanged { env: crate::domain::EnvView },
     /// The list of remote workers changed.
     #[serde(rename = "workersChanged")]
     WorkersChanged { workers: Vec<WorkerInfo> },

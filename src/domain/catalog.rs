@@ -151,15 +151,17 @@ impl Catalog {
 }
 
 /// One environment as `GET /api/envs` and `envChanged` show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EnvView {
     pub id: u32,
     pub name: String,
     pub labels: Vec<String>,
     pub description: String,
     /// `free`, `busy`, `reserved` or `disabled`.
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub run_id: Option<RunId>,
+    #[schema(value_type = Option<Object>)]
     pub holder: Option<serde_json::Value>,
     pub queue_length: u64,
     pub disabled_reason: Option<String>,

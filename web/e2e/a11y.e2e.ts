@@ -54,13 +54,22 @@ async function violations(page: Page): Promise<string[]> {
 
 describe('accessibility', () => {
   for (const scheme of ['light', 'dark'] as const) {
-    it(`runs list and run page, ${scheme}`, async () => {
+    it(`runs list, run page, environments and tests, ${scheme}`, async () => {
       const { page, context } = await newPage(browser, { colorScheme: scheme })
       await page.goto(`${server.url}/`)
       await page.locator('tbody tr').first().waitFor()
       expect(await violations(page)).toEqual([])
       await page.goto(`${server.url}/runs/${runId}`)
       await page.locator('[role=log] .line').first().waitFor()
+      expect(await violations(page)).toEqual([])
+      await page.goto(`${server.url}/envs`)
+      await page.locator('[data-env-id="1"]').waitFor()
+      await page.locator('[data-env-id="2"]').getByRole('button', { name: 'Reserve' }).click()
+      await page.locator('[data-env-id="3"]').getByRole('button', { name: 'Show queue' }).click()
+      await page.locator('[data-env-id="3"]').getByText('Nobody waits.').waitFor()
+      expect(await violations(page)).toEqual([])
+      await page.goto(`${server.url}/tests`)
+      await page.getByRole('heading', { name: 'Tests' }).waitFor()
       expect(await violations(page)).toEqual([])
       await context.close()
     })

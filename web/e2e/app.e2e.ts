@@ -120,13 +120,15 @@ describe('testscheduler web app', () => {
     await context.close()
   })
 
-  it('shows a busy environment at Environment', async () => {
+  it('shows a busy environment at Environment when not waiting', async () => {
     const slow = await queue('./tests/test_slow.py')
     const env = nextEnv - 1
     const { page, context } = await newPage(browser)
     await page.goto(`${server.url}/`)
     await page.getByLabel('Name').fill('bob-busy')
     await page.getByLabel('Environment').selectOption(String(env))
+    // Without waiting, a busy environment refuses the run (409), as the original app did.
+    await page.getByLabel('Wait if busy').uncheck()
     await page.getByLabel('Test path').fill('./tests/test_quick.py')
     await page.getByRole('button', { name: 'Queue run' }).click()
     const err = page.locator('#q-env-err')

@@ -68,6 +68,8 @@ export interface StartOptions {
   dir?: string
   /** `host:port` to bind; a free port by default. */
   bind?: string
+  /** More command-line arguments, e.g. `['--envs-file', path]`. */
+  args?: string[]
 }
 
 export async function startServer(
@@ -90,6 +92,7 @@ export async function startServer(
       dir,
       '--workers',
       '2',
+      ...(options.args ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )

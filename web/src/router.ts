@@ -9,6 +9,8 @@ const routes: RouteRecordRaw[] = [
     component: () => import('./views/RunView.vue'),
     props: (route) => ({ id: Number(route.params.id) }),
   },
+  { path: '/envs', name: 'envs', component: () => import('./views/EnvsView.vue') },
+  { path: '/tests', name: 'tests', component: () => import('./views/TestsView.vue') },
   { path: '/tasks', redirect: '/' },
   { path: '/tasks/:id(\\d+)', redirect: (to) => `/runs/${String(to.params.id)}` },
   {

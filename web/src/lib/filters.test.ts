@@ -5,6 +5,7 @@ import { compareRuns, filtersFromQuery, matchesFilters, sortFromQuery, toQuery }
 const run = (id: number, extra: Partial<Run> = {}): Run => ({
   id,
   username: 'alice',
+  priority: 0,
   created_at: '2026-11-25T07:00:00+00:00',
   env_id: 1,
   path: './tests/a/test_x.py',

@@ -76,8 +76,10 @@ export function compareRuns(a: Run, b: Run, sort: Sort, now = Date.now()): numbe
   let d: number
   switch (sort.key) {
     case 'id':
+      d = a.id - b.id
+      break
     case 'env_id':
-      d = a[sort.key] - b[sort.key]
+      d = (a.env_id ?? 0) - (b.env_id ?? 0)
       break
     case 'duration':
       d = durationOf(a, now) - durationOf(b, now)

@@ -1,13 +1,14 @@
 // What each run status looks like: label, colour, favicon.
 import type { RunStatus } from './api/types'
 
-export const ACTIVE_STATUSES: readonly RunStatus[] = ['created', 'running']
+export const ACTIVE_STATUSES: readonly RunStatus[] = ['queued', 'created', 'running']
 
 export function isActive(status: RunStatus): boolean {
   return ACTIVE_STATUSES.includes(status)
 }
 
 const COLOURS: Record<RunStatus, string> = {
+  queued: '#0891b2',
   created: '#6b7280',
   running: '#2563eb',
   succeeded: '#16a34a',
@@ -22,6 +23,8 @@ export function statusColour(status: RunStatus | undefined): string {
 }
 
 const GLYPHS: Record<RunStatus, string> = {
+  queued:
+    '<path d="M10 12h12M10 16h12M10 20h8" stroke="#fff" stroke-width="2.5" stroke-linecap="round"/>',
   created: '<circle cx="16" cy="16" r="5" fill="#fff"/>',
   running: '<path d="M12 9l11 7-11 7z" fill="#fff"/>',
   succeeded:

@@ -43,6 +43,7 @@ const { useWorkersStore } = await import('./workers')
 const run: Run = {
   id: 7,
   username: 'alice',
+  priority: 0,
   created_at: '2026-11-25T07:00:00+00:00',
   env_id: 1,
   path: './tests/test_a.py',

@@ -17,6 +17,7 @@ function run(id: number, extra: Partial<Run> = {}): Run {
   return {
     id,
     username: 'alice',
+    priority: 0,
     created_at: '2026-11-25T07:00:00+00:00',
     env_id: 1,
     path: './tests/test_a.py',

@@ -242,6 +242,21 @@ export interface components {
              */
             run_id: number | null;
         };
+        /** @description One environment as `GET /api/envs` and `envChanged` show it. */
+        EnvView: {
+            description: string;
+            disabled_reason?: string | null;
+            holder?: Record<string, never> | null;
+            /** Format: int32 */
+            id: number;
+            labels: string[];
+            name: string;
+            /** Format: int64 */
+            queue_length: number;
+            run_id?: null | components["schemas"]["i64"];
+            /** @description `free`, `busy`, `reserved` or `disabled`. */
+            state: string;
+        };
         /** @description Every error answer: `{"message", "code", "errors"?, ...}`. */
         ErrorBody: {
             /** @description Stable snake_case code, e.g. `validation_failed`, `env_busy`, `line_gap` (docs/api.md lists them). */
@@ -462,6 +477,10 @@ export interface components {
             event: "taskChanged";
             run: components["schemas"]["Run"];
         } | {
+            env: components["schemas"]["EnvView"];
+            /** @enum {string} */
+            event: "envChanged";
+        } | {
             /** @enum {string} */
             event: "workersChanged";
             workers: components["schemas"]["WorkerInfo"][];
@@ -503,6 +522,8 @@ export interface components {
             id?: number | null;
             message: string;
         };
+        /** Format: int64 */
+        i64: number;
     };
     responses: never;
     parameters: never;

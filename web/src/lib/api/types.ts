@@ -12,6 +12,7 @@ export type RunStatus = Schemas['RunStatus']
 
 // A Record over the union: a status the server gains or loses fails typecheck.
 const STATUS_ORDER: Record<RunStatus, true> = {
+  queued: true,
   created: true,
   running: true,
   succeeded: true,
@@ -27,8 +28,12 @@ export const RUN_STATUSES = Object.keys(STATUS_ORDER) as readonly RunStatus[]
 /** A run, exactly as `GET /api/testruns/{id}` returns it. */
 export type Run = Schemas['Run']
 
-/** A `POST /api/testruns` body; `env_id` may also be a string of digits. */
-export type NewRun = Omit<Schemas['CreateRun'], 'env_id'> & { env_id: number | string }
+/** A `POST /api/testruns` body; `env_id` and `priority` may also be strings of digits. */
+export type NewRun = Omit<Schemas['CreateRun'], 'env_id' | 'priority' | 'wait'> & {
+  env_id?: number | string
+  priority?: number | string
+  wait?: boolean
+}
 
 /** `{"message", "errors"?, "code", ...}`: every error body of the API (`code`
  * is absent only when the client had to make the body up, e.g. a proxy's 502). */
