@@ -1,6 +1,8 @@
 //! testscheduler: queue test runs on shared environments and watch them live.
 //! See ARCHITECTURE.md for the map.
 
+pub mod backup;
+pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod dispatch;
@@ -8,6 +10,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod metrics;
+pub mod notify;
 pub mod protocol;
 pub mod runner;
 pub mod scheduler;

@@ -45,6 +45,9 @@ impl Application {
             source,
         })?;
         let hub = Hub::new();
+        let metrics = crate::metrics::Metrics::new(&config.envs);
+        metrics.watch(&hub)?;
+        crate::notify::start(&config.notify_urls, &hub)?;
         let writer = LogWriter::start(store.clone(), announce_lines(store.clone(), hub.clone()))?;
         let tests = TestTree::new(&config.project_dir, &config.tests_dir);
         let (local_dispatcher, pool) = local::channel();
@@ -56,6 +59,7 @@ impl Application {
             }
             None => Arc::new(local_dispatcher),
         };
+        let dispatcher = metrics.count_dispatch_errors(dispatcher);
         let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher);
         let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
@@ -84,10 +88,12 @@ impl Application {
             scheduler: scheduler.clone(),
         };
         let data = web::Data::new(state);
+        let metrics = web::Data::new(metrics);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(tracing_actix_web::TracingLogger::<AccessLog>::new())
                 .app_data(data.clone())
+                .app_data(metrics.clone())
                 .configure(crate::http::routes)
         })
         .on_connect(|conn, _| {

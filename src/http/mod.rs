@@ -4,6 +4,7 @@
 
 pub mod dto;
 pub mod health;
+pub mod metrics;
 pub mod runs;
 pub mod spa;
 pub mod test_tree;
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(health::healthz)
                 .default_service(web::to(method_not_allowed)),
         )
+        .service(resource("/metrics").get(metrics::scrape))
         .service(
             web::resource("/ws")
                 .get(ws::handshake)

@@ -39,7 +39,13 @@ pub async fn handshake(
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
-    actix_web::rt::spawn(connection(state.into_inner(), session, stream));
+    let open = req
+        .app_data::<web::Data<crate::metrics::Metrics>>()
+        .map(|m| m.ws_connected());
+    actix_web::rt::spawn(async move {
+        connection(state.into_inner(), session, stream).await;
+        drop(open)
+    });
     Ok(response)
 }
 

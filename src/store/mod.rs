@@ -3,6 +3,7 @@
 //! take a `&Connection` and return domain types. Nothing here decides a status.
 
 pub mod logs;
+pub mod metrics;
 pub mod migrate;
 pub mod remote;
 pub mod runs;
