@@ -190,7 +190,7 @@ impl State {
                     self.cancelled_at = Some(Instant::now());
                     out.w.flush()?;
                     match client.post_json(&format!("/api/testruns/{id}/cancel"), &json!({})) {
-                        Ok(_) => eprintln!("run {id}: cancelled"),
+                        Ok(_) => eprintln!("run {id}: cancel requested"),
                         Err(e) => eprintln!("run {id}: could not cancel: {e}"),
                     }
                 }
@@ -209,10 +209,11 @@ impl State {
                     continue;
                 }
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                    ) =>
                 {
-                    // Nothing for a while: let the buffered lines out.
-                    out.w.flush()?;
                     continue;
                 }
                 Err(e) => return Ok(Ended::Lost(e.to_string())),
@@ -236,6 +237,8 @@ impl State {
                         out.line(line)?;
                     }
                     self.next = self.next.max(from + frame.lines.len() as u64);
+                    // As printed: one write per frame, not per buffer-full.
+                    out.w.flush()?;
                 }
                 ("logEnd", Some(fid)) if fid == id => {
                     if frame.total.is_some_and(|t| t > self.next) {

@@ -3,6 +3,7 @@
 //! HTTP and WebSocket to it.
 
 mod cli;
+mod client;
 mod helpers;
 mod recovery;
 mod runs;
