@@ -5,6 +5,7 @@
 mod cli;
 mod client;
 mod helpers;
+mod notify;
 mod recovery;
 mod runs;
 mod spa;
