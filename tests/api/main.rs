@@ -5,6 +5,7 @@
 mod cli;
 mod client;
 mod helpers;
+mod metrics;
 mod notify;
 mod recovery;
 mod runs;
