@@ -5,7 +5,8 @@
 //! into place, so FILE is never a half-written database.
 
 use crate::config::{project_dir, BackupArgs, ConfigError};
-use rusqlite::{backup::Backup, Connection, OpenFlags};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,10 +77,20 @@ pub fn copy(src_path: &Path, dst_path: &Path) -> Result<Copied, BackupError> {
         let mut dst = Connection::open(&tmp).map_err(|e| dst_err(e.to_string()))?;
         {
             let backup = Backup::new(&src, &mut dst).map_err(|e| src_err(e.to_string()))?;
-            // -1: every page in one step, from one snapshot.
-            backup
-                .run_to_completion(-1, Duration::from_millis(50), None)
-                .map_err(|e| src_err(e.to_string()))?;
+            // -1: every page in one step, from one read snapshot (so writers
+            // meanwhile never make it start over).
+            let mut tries = 0;
+            loop {
+                match backup.step(-1).map_err(|e| src_err(e.to_string()))? {
+                    StepResult::Done => break,
+                    StepResult::More => {}
+                    StepResult::Busy | StepResult::Locked if tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    _ => return Err(src_err("the database stayed locked; try again".into())),
+                }
+            }
         }
         let pages: i64 = dst
             .query_row("PRAGMA page_count", [], |r| r.get(0))
