@@ -32,7 +32,16 @@ fn main() {
     // submit --follow of the live run: ends when the run ends.
     let t0 = Instant::now();
     let status = Command::new(common::BIN)
-        .args(["submit", "--env", "1", "--path", "./tests/test_many.py", "--user", "bench", "--follow"])
+        .args([
+            "submit",
+            "--env",
+            "1",
+            "--path",
+            "./tests/test_many.py",
+            "--user",
+            "bench",
+            "--follow",
+        ])
         .args(["--server", &server.base])
         .stdout(devnull())
         .stderr(Stdio::null())
@@ -69,11 +78,7 @@ fn main() {
         assert_eq!(status.code(), Some(0));
         follow = follow.min(t0.elapsed().as_secs_f64());
         let t0 = Instant::now();
-        Command::new("cat")
-            .arg(&log)
-            .stdout(devnull())
-            .status()
-            .expect("cat");
+        Command::new("cat").arg(&log).stdout(devnull()).status().expect("cat");
         cat = cat.min(t0.elapsed().as_secs_f64());
     }
     let rate = |secs: f64| total as f64 / secs;
