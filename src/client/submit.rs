@@ -84,3 +84,48 @@ pub fn run(args: SubmitArgs) -> Result<u8, ClientError> {
         &interrupted,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cli, Command};
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> SubmitArgs {
+        let mut v = vec!["testscheduler", "submit", "--path", "./tests/a.py"];
+        v.extend_from_slice(extra);
+        match Cli::try_parse_from(v).expect("valid flags").command {
+            Some(Command::Submit(a)) => a,
+            other => panic!("not a submit: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_submit_sends_only_the_seed_fields() {
+        let b = body(&args(&["--env", "3"]), "alice".into());
+        assert_eq!(b, json!({"username": "alice", "env_id": 3, "path": "./tests/a.py"}));
+    }
+
+    #[test]
+    fn given_options_map_to_their_body_fields() {
+        let a = args(&[
+            "--label",
+            "gpu",
+            "--label",
+            "linux",
+            "--timeout",
+            "60",
+            "--wait",
+            "--queue-timeout",
+            "30",
+            "--priority",
+            "-2",
+        ]);
+        let b = body(&a, "bob".into());
+        assert_eq!(
+            b,
+            json!({"username": "bob", "labels": ["gpu", "linux"], "path": "./tests/a.py", "timeout_s": 60,
+                   "wait": true, "queue_timeout_s": 30, "priority": -2})
+        );
+    }
+}

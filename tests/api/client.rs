@@ -351,3 +351,32 @@ fn wait_child(child: &mut Child, timeout: Duration) -> i32 {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn ctrl_c_stops_following_and_the_run_goes_on() {
+    let app = spawn_app_with(Opts::default().env("SLOW_SECONDS", "60"));
+    let id = app.queue(1, "./tests/test_slow.py")["id"].as_i64().expect("id");
+    let mut follower = Command::new(BIN)
+        .args(["logs", &id.to_string(), "--follow", "--server", &app.base])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("client");
+    let stdout = follower.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines.next().expect("a line").expect("readable");
+        if line.starts_with("tick 1") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follower.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    assert_eq!(wait_child(&mut follower, Duration::from_secs(60)), 130);
+    let (_, run) = app.get(&format!("/api/testruns/{id}"));
+    assert_eq!(run["status"], "running", "only following stopped");
+}
