@@ -402,7 +402,22 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use super::write_plain;
+    use super::{describe, write_plain};
+    use serde_json::json;
+
+    #[test]
+    fn queued_runs_show_their_position_and_eta() {
+        assert_eq!(describe(&json!({"status": "running"})), "running");
+        assert_eq!(describe(&json!({"status": "queued"})), "queued");
+        assert_eq!(
+            describe(&json!({"status": "queued", "queue_position": 2, "eta": 40})),
+            "queued (position 2, eta 40s)"
+        );
+        assert_eq!(
+            describe(&json!({"status": "queued", "queue_position": 1, "eta": "2026-12-01T22:00:00+00:00"})),
+            "queued (position 1, eta 2026-12-01T22:00:00+00:00)"
+        );
+    }
 
     fn plain(s: &str) -> String {
         let mut out = Vec::new();
