@@ -35,6 +35,18 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Take runs from Redis and report them to a server.
     Worker(WorkerArgs),
+    /// Queue a run on a server (and follow its log with --follow).
+    Submit(SubmitArgs),
+    /// List a server's runs, newest first.
+    Runs(RunsArgs),
+    /// Print a run's log (live with --follow).
+    Logs(LogsArgs),
+    /// Cancel a run.
+    Cancel(CancelArgs),
+    /// List a server's environments and which run holds each.
+    Envs(EnvsArgs),
+    /// Write a consistent copy of a (live) database to FILE.
+    Backup(BackupArgs),
 }
 
 /// Flags of `testscheduler serve`.
@@ -109,6 +121,14 @@ pub struct ServeArgs {
     /// Milliseconds a log search may take before it answers with what it found (hidden).
     #[arg(long, env = "TESTSCHEDULER_SEARCH_BUDGET_MS", default_value_t = 2000, hide = true, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub search_budget_ms: u64,
+    /// POST a JSON notice to this URL when a run ends (repeatable), e.g. a Slack or Mattermost webhook.
+    #[arg(
+        long = "notify-url",
+        env = "TESTSCHEDULER_NOTIFY_URL",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub notify_urls: Vec<String>,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -178,6 +198,130 @@ pub struct WorkerArgs {
     pub worker_secret: WorkerSecretArgs,
 }
 
+/// How the terminal client reaches a server (every client subcommand has these).
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "TESTSCHEDULER_SERVER",
+        default_value = "http://127.0.0.1:8000",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// API token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "TESTSCHEDULER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Flags of `testscheduler submit`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["env", "label"])))]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The environment to run on.
+    #[arg(long, value_name = "ID")]
+    pub env: Option<u32>,
+    /// Run on any free environment with these labels (repeatable).
+    #[arg(long, value_name = "L", num_args = 1.., action = clap::ArgAction::Append)]
+    pub label: Vec<String>,
+    /// The test path, e.g. ./tests/test_a.py.
+    #[arg(long, value_name = "P")]
+    pub path: String,
+    /// The user the run is queued for [default: the login name].
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Queue the run if the environment is busy, instead of being refused.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the run's log live and exit with its result.
+    #[arg(long)]
+    pub follow: bool,
+    /// The run's timeout (timeout_s), in seconds.
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Give up waiting in the queue after S seconds (queue_timeout_s).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_timeout: Option<u64>,
+    /// Queue priority (higher first).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+    /// With --follow: Ctrl-C cancels the run before it stops following.
+    #[arg(long, requires = "follow")]
+    pub cancel_on_interrupt: bool,
+}
+
+/// Flags of `testscheduler runs`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only runs with this status.
+    #[arg(long, value_name = "S", value_parser = parse_status)]
+    pub status: Option<String>,
+    /// Only this user's runs.
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// At most N runs.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+}
+
+fn parse_status(s: &str) -> Result<String, String> {
+    match crate::domain::RunStatus::parse(s) {
+        Some(st) => Ok(st.as_str().to_string()),
+        None => Err(format!(
+            "not a status; use one of {}",
+            crate::domain::RunStatus::ALL.map(|s| s.as_str()).join(", ")
+        )),
+    }
+}
+
+/// Flags of `testscheduler logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The run.
+    #[arg(value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
+    pub id: i64,
+    /// Follow the log live until the run ends, and exit with its result.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// Flags of `testscheduler cancel`.
+#[derive(Debug, Clone, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The run.
+    #[arg(value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
+    pub id: i64,
+}
+
+/// Flags of `testscheduler envs`.
+#[derive(Debug, Clone, Args)]
+pub struct EnvsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `testscheduler backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Where the copy goes (replaced if it exists).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// SQLite file [default: testscheduler.db in the project directory].
+    #[arg(long, env = "TESTSCHEDULER_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// The server's project directory.
+    #[arg(long, env = "TESTSCHEDULER_PROJECT_DIR", default_value = ".")]
+    pub project_dir: PathBuf,
+}
+
 /// A bad option, named by its flag.
 #[derive(Debug, thiserror::Error)]
 #[error("{flag}: {message}")]
@@ -228,6 +372,8 @@ pub struct Config {
     pub ws_queue_bytes: usize,
     /// How long one log search may take.
     pub search_budget: Duration,
+    /// Where run-finished notices are POSTed (`--notify-url`).
+    pub notify_urls: Vec<String>,
 }
 
 impl Config {
@@ -321,6 +467,13 @@ impl Config {
                 ));
             }
         }
+        for u in &args.notify_urls {
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.split_once("://").is_some_and(|(_, r)| r.is_empty())
+            {
+                return Err(bad("--notify-url", format!("{u:?} is not an http:// or https:// URL")));
+            }
+        }
         Ok(Config {
             worker_secret,
             bind,
@@ -348,6 +501,7 @@ impl Config {
             max_connections_per_client: usize::try_from(args.max_connections_per_client).unwrap_or(usize::MAX),
             ws_queue_bytes: usize::try_from(args.ws_queue_bytes).unwrap_or(usize::MAX),
             search_budget: Duration::from_millis(args.search_budget_ms),
+            notify_urls: args.notify_urls,
         })
     }
 

@@ -1,6 +1,8 @@
 //! testscheduler: queue test runs on shared environments and watch them live.
 //! See ARCHITECTURE.md for the map.
 
+pub mod backup;
+pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod dispatch;
@@ -9,6 +11,8 @@ pub mod envs_file;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod protocol;
 pub mod runner;

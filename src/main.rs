@@ -20,6 +20,12 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Worker(args)) => worker(args),
         Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Submit(args)) => client(testscheduler::client::submit::run(args)),
+        Some(Command::Runs(args)) => client(testscheduler::client::runs::run(args)),
+        Some(Command::Logs(args)) => client(testscheduler::client::logs::run(args)),
+        Some(Command::Cancel(args)) => client(testscheduler::client::cancel::run(args)),
+        Some(Command::Envs(args)) => client(testscheduler::client::envs::run(args)),
+        Some(Command::Backup(args)) => backup(args),
         None => serve(cli.serve),
     }
 }
@@ -80,6 +86,32 @@ fn worker(args: testscheduler::config::WorkerArgs) -> ExitCode {
     };
     match testscheduler::worker::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn client(res: Result<u8, testscheduler::client::ClientError>) -> ExitCode {
+    ExitCode::from(testscheduler::client::finish(res))
+}
+
+fn backup(args: testscheduler::config::BackupArgs) -> ExitCode {
+    match testscheduler::backup::run(&args) {
+        Ok(c) => {
+            eprintln!(
+                "backed up {} pages ({} bytes) to {}",
+                c.pages,
+                c.bytes,
+                args.file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(testscheduler::backup::BackupError::Config(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)

@@ -48,7 +48,7 @@ use utoipa::{OpenApi, ToSchema};
         CreateRunBody,
         WorkerInfo,
         Match,
-        Env,
+        crate::domain::EnvView,
         LinesPage,
         SearchResult,
         LogsBody,
@@ -72,15 +72,6 @@ pub fn document_json() -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     json.push('\n');
     json
-}
-
-/// One environment of `GET /api/envs`.
-#[derive(Serialize, ToSchema)]
-pub struct Env {
-    pub id: u32,
-    /// The run holding the environment (`created` or `running`), or null when free.
-    #[schema(required = true)]
-    pub run_id: Option<i64>,
 }
 
 /// A slice of a run's output: `GET /api/testruns/{id}/lines`.
@@ -268,7 +259,7 @@ fn list_tests() {}
 
 /// Every configured environment and the run holding it.
 #[utoipa::path(get, path = "/api/envs", tag = "envs",
-    responses((status = 200, description = "Environments by id", body = Vec<Env>)))]
+    responses((status = 200, description = "Environments by id", body = Vec<crate::domain::EnvView>)))]
 fn list_envs() {}
 
 /// Remote workers seen within their lease.

@@ -65,6 +65,13 @@ impl Application {
             source,
         })?;
         let hub = Hub::new();
+        let envs = match &config.envs_file {
+            Some(file) => Environments::from_file(file).map_err(StartError::EnvsFile)?,
+            None => Environments::fixed(config.envs.clone()),
+        };
+        let metrics = crate::metrics::Metrics::new(&envs.catalog().ids());
+        metrics.watch(&hub)?;
+        crate::notify::start(&config.notify_urls, &hub)?;
         let writer = LogWriter::start(
             store.clone(),
             announce_lines(store.clone(), hub.clone()),
@@ -84,10 +91,7 @@ impl Application {
             }
             None => Arc::new(local_dispatcher),
         };
-        let envs = match &config.envs_file {
-            Some(file) => Environments::from_file(file).map_err(StartError::EnvsFile)?,
-            None => Environments::fixed(config.envs.clone()),
-        };
+        let dispatcher = metrics.count_dispatch_errors(dispatcher);
         let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher, envs);
         let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
@@ -116,6 +120,7 @@ impl Application {
             scheduler: scheduler.clone(),
         };
         let data = web::Data::new(state);
+        let metrics = web::Data::new(metrics);
         let rules = web::Data::new(crate::http::guard::EdgeRules::new(&config));
         let (stop_tx, stopping) = Stopping::channel();
         let stopping = web::Data::new(stopping);
@@ -132,13 +137,14 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(HTTP_GRACE_SECS)
             .listen("http", listener, move || {
-                let (data, rules, stopping) = (data.clone(), rules.clone(), stopping.clone());
+                let (data, rules, stopping, metrics) = (data.clone(), rules.clone(), stopping.clone(), metrics.clone());
                 let app = App::new()
                     .wrap(actix_web::middleware::from_fn(crate::http::guard::edge))
                     .wrap(tracing_actix_web::TracingLogger::<AccessLog>::new())
                     .app_data(data)
                     .app_data(rules)
                     .app_data(stopping)
+                    .app_data(metrics)
                     .configure(crate::http::routes);
                 let http = HttpService::build()
                     .local_addr(addr)

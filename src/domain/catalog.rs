@@ -150,6 +150,26 @@ impl Catalog {
     }
 }
 
+/// Who holds an environment: a run, or a reservation made by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Holder {
+    Run {
+        #[schema(value_type = i64)]
+        run_id: RunId,
+        username: String,
+        /// When it started (or was admitted, while not yet running).
+        since: String,
+    },
+    Reservation {
+        reservation_id: i64,
+        username: String,
+        since: Option<String>,
+        until: Option<String>,
+        note: String,
+    },
+}
+
 /// One environment as `GET /api/envs` and `envChanged` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EnvView {
@@ -160,9 +180,10 @@ pub struct EnvView {
     /// `free`, `busy`, `reserved` or `disabled`.
     #[schema(value_type = String)]
     pub state: &'static str,
+    #[schema(value_type = Option<i64>, required = true)]
     pub run_id: Option<RunId>,
-    #[schema(value_type = Option<Object>)]
-    pub holder: Option<serde_json::Value>,
+    #[schema(required = true)]
+    pub holder: Option<Holder>,
     pub queue_length: u64,
     pub disabled_reason: Option<String>,
 }

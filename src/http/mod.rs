@@ -7,6 +7,7 @@ pub mod dto;
 pub mod envs;
 pub mod guard;
 pub mod health;
+pub mod metrics;
 pub mod run_reports;
 pub mod runs;
 pub mod spa;
@@ -26,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(health::healthz)
                 .default_service(web::to(method_not_allowed)),
         )
+        .service(resource("/metrics").get(metrics::scrape))
         .service(
             web::resource("/ws")
                 .get(ws::handshake)

@@ -60,7 +60,13 @@ pub async fn handshake(
         .map_into_boxed_body();
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
     let stopping = stopping.get_ref().clone();
-    actix_web::rt::spawn(connection(state.into_inner(), outbox, stream, run_events, stopping));
+    let open = req
+        .app_data::<web::Data<crate::metrics::Metrics>>()
+        .map(|m| m.ws_connected());
+    actix_web::rt::spawn(async move {
+        connection(state.into_inner(), outbox, stream, run_events, stopping).await;
+        drop(open)
+    });
     Ok(response)
 }
 

@@ -7,6 +7,7 @@
 //! `moves.rs`.
 
 use super::Scheduler;
+use crate::domain::catalog::Holder as EnvHolder;
 use crate::domain::queue::{etas, positions, Holder, Waiting};
 use crate::domain::{run::now, run::timestamp, Catalog, EnvView, Run, RunId, RunStatus, Transition};
 use crate::error::AppError;
@@ -143,20 +144,18 @@ impl Snapshot {
             (None, None, None) => "free",
         };
         let holder = match (reservation, run) {
-            (Some(r), _) => Some(json!({
-                "kind": "reservation",
-                "reservation_id": r.id,
-                "username": r.username,
-                "since": r.since,
-                "until": r.until,
-                "note": r.note,
-            })),
-            (None, Some(h)) => Some(json!({
-                "kind": "run",
-                "run_id": h.run_id,
-                "username": h.username,
-                "since": h.started_at.as_deref().unwrap_or(&h.created_at),
-            })),
+            (Some(r), _) => Some(EnvHolder::Reservation {
+                reservation_id: r.id,
+                username: r.username.clone(),
+                since: r.since.clone(),
+                until: r.until.clone(),
+                note: r.note.clone(),
+            }),
+            (None, Some(h)) => Some(EnvHolder::Run {
+                run_id: h.run_id,
+                username: h.username.clone(),
+                since: h.started_at.clone().unwrap_or_else(|| h.created_at.clone()),
+            }),
             (None, None) => None,
         };
         let queue_length = self

@@ -8,6 +8,7 @@
 //! and [`Store::unwritable`] tells `/healthz` why it is failing meanwhile.
 
 pub mod logs;
+pub mod metrics;
 pub mod migrate;
 pub mod queue;
 pub mod remote;

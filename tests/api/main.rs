@@ -2,10 +2,14 @@
 //! temporary project of real pytest files and its own SQLite file, and talks
 //! HTTP and WebSocket to it.
 
+mod backup;
 mod cli;
+mod client;
 mod edge;
 mod helpers;
 mod log_reads;
+mod metrics;
+mod notify;
 mod openapi;
 mod queue;
 mod recovery;

@@ -232,28 +232,19 @@ export interface components {
             username?: string | null;
             wait?: boolean;
         };
-        /** @description One environment of `GET /api/envs`. */
-        Env: {
-            /** Format: int32 */
-            id: number;
-            /**
-             * Format: int64
-             * @description The run holding the environment (`created` or `running`), or null when free.
-             */
-            run_id: number | null;
-        };
         /** @description One environment as `GET /api/envs` and `envChanged` show it. */
         EnvView: {
             description: string;
             disabled_reason?: string | null;
-            holder?: Record<string, never> | null;
+            holder: null | components["schemas"]["Holder"];
             /** Format: int32 */
             id: number;
             labels: string[];
             name: string;
             /** Format: int64 */
             queue_length: number;
-            run_id?: null | components["schemas"]["i64"];
+            /** Format: int64 */
+            run_id: number | null;
             /** @description `free`, `busy`, `reserved` or `disabled`. */
             state: string;
         };
@@ -299,6 +290,25 @@ export interface components {
              * @description The server's lease, in seconds.
              */
             lease_s: number;
+        };
+        /** @description Who holds an environment: a run, or a reservation made by hand. */
+        Holder: {
+            /** @enum {string} */
+            kind: "run";
+            /** Format: int64 */
+            run_id: number;
+            /** @description When it started (or was admitted, while not yet running). */
+            since: string;
+            username: string;
+        } | {
+            /** @enum {string} */
+            kind: "reservation";
+            note: string;
+            /** Format: int64 */
+            reservation_id: number;
+            since?: string | null;
+            until?: string | null;
+            username: string;
         };
         /** @description A slice of a run's output: `GET /api/testruns/{id}/lines`. */
         LinesPage: {
@@ -522,8 +532,6 @@ export interface components {
             id?: number | null;
             message: string;
         };
-        /** Format: int64 */
-        i64: number;
     };
     responses: never;
     parameters: never;
@@ -548,7 +556,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Env"][];
+                    "application/json": components["schemas"]["EnvView"][];
                 };
             };
         };

@@ -39,7 +39,7 @@ export type NewRun = Omit<Schemas['CreateRun'], 'env_id' | 'priority' | 'wait'> 
  * is absent only when the client had to make the body up, e.g. a proxy's 502). */
 export type ApiErrorBody = Omit<Schemas['ErrorBody'], 'code'> & { code?: string }
 
-export type Env = Schemas['Env']
+export type Env = Schemas['EnvView']
 export type Worker = Schemas['WorkerInfo']
 export type LinesPage = Schemas['LinesPage']
 export type SearchMatch = Schemas['Match']
