@@ -86,9 +86,10 @@ impl Application {
         // With --redis every run goes through Redis; --workers N are then slots
         // of an in-process worker (started once the port is known).
         let dispatcher: Arc<dyn Dispatcher> = match &config.redis {
-            Some(_) => {
-                Arc::new(crate::dispatch::redis::start(config.clone(), store.clone()).map_err(StartError::Redis)?)
-            }
+            Some(_) => Arc::new(
+                crate::dispatch::redis::start(config.clone(), store.clone(), envs.clone())
+                    .map_err(StartError::Redis)?,
+            ),
             None => Arc::new(local_dispatcher),
         };
         let dispatcher = metrics.count_dispatch_errors(dispatcher);

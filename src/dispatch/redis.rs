@@ -18,6 +18,7 @@ use super::stream::{connect, entries, text, Keys, GROUP, IO_TIMEOUT};
 use super::Dispatcher;
 use crate::config::{fill_command, Config};
 use crate::domain::{Run, RunId};
+use crate::envs_file::Environments;
 use crate::protocol::worker::Job;
 use crate::store::{now_ms, remote, runs, Store, StoreError};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -51,7 +52,7 @@ impl Dispatcher for RedisDispatcher {
 }
 
 /// Starts the publishing thread for `config.redis`.
-pub fn start(config: Arc<Config>, store: Store) -> Result<RedisDispatcher, String> {
+pub fn start(config: Arc<Config>, store: Store, envs: Environments) -> Result<RedisDispatcher, String> {
     let url = config.redis.clone().ok_or("no --redis URL")?;
     let client = redis::Client::open(url.as_str()).map_err(|e| format!("--redis {url}: {e}"))?;
     let (wake, rx) = bounded(1);
@@ -61,6 +62,7 @@ pub fn start(config: Arc<Config>, store: Store) -> Result<RedisDispatcher, Strin
         conn: None,
         config,
         store,
+        envs,
         warned: None,
     };
     std::thread::Builder::new()
@@ -85,6 +87,8 @@ struct Publisher {
     conn: Option<redis::Connection>,
     config: Arc<Config>,
     store: Store,
+    /// Where each job's environment variables come from.
+    envs: Environments,
     /// When Redis was last reported unreachable (to log once, not every second).
     warned: Option<Instant>,
 }
@@ -240,6 +244,7 @@ impl Publisher {
                     timeout_s,
                     token: new_token(),
                     lease_s: self.config.lease.as_secs(),
+                    vars: self.envs.catalog().vars(env_id),
                 };
                 let hash = runs::hash_token(&job.token);
                 let command = serde_json::Value::from(job.command.clone()).to_string();

@@ -91,6 +91,8 @@ pub struct Job {
     pub token: String,
     /// The server's lease, in seconds.
     pub lease_s: u64,
+    /// The environment's variables (its envs file entry), for the run's process.
+    pub vars: Vec<(String, String)>,
 }
 
 /// Why a stream entry is not a job this worker may run.
@@ -116,6 +118,11 @@ impl Job {
             ("token", self.token.clone()),
             ("lease_s", self.lease_s.to_string()),
         ];
+        if !self.vars.is_empty() {
+            let vars: serde_json::Map<String, serde_json::Value> =
+                self.vars.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            fields.push(("vars", serde_json::Value::Object(vars).to_string()));
+        }
         if let Some(secret) = secret {
             let view: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let sig = secret.sign(&view);
@@ -150,7 +157,16 @@ impl Job {
         if command.is_empty() {
             return Err(JobError::Malformed("field command is empty".into()));
         }
+        let vars: Vec<(String, String)> = match f.get("vars") {
+            None => Vec::new(),
+            Some(v) => serde_json::from_str::<std::collections::BTreeMap<String, String>>(v)
+                .map_err(|e| JobError::Malformed(format!("field vars: {e}")))?
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("TESTSCHEDULER_"))
+                .collect(),
+        };
         Ok(Job {
+            vars,
             id: num(f, "id")?,
             path: get(f, "path")?.to_string(),
             env_id: num(f, "env_id")?,
@@ -415,6 +431,7 @@ mod tests {
             timeout_s: 60,
             token: "ab".repeat(32),
             lease_s: 30,
+            vars: vec![("BASE_URL".into(), "https://staging-3.example".into())],
         }
     }
 

@@ -49,7 +49,7 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
         argv: job.command.clone(),
         cwd: worker.opts.project_dir.clone(),
         timeout: Duration::from_secs(job.timeout_s) + TIMEOUT_GRACE,
-        vars: Vec::new(),
+        vars: job.vars.clone(),
     };
     let finished = runner::execute(&spec, &mut out, &stop, &mut |_| {});
     match reporter.finish(&finished) {

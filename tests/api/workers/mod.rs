@@ -9,6 +9,7 @@
 mod delivery;
 mod failures;
 mod protocol;
+mod queue;
 mod run_process;
 mod secret;
 
@@ -205,7 +206,10 @@ impl Drop for Worker {
 /// A server dispatching through `redis` under `prefix`, with no slots of its own.
 fn redis_app(redis: &Redis, prefix: &str, extra: &[&str]) -> TestApp {
     let url = redis.url();
-    let mut args = vec!["--redis", url.as_str(), "--redis-prefix", prefix, "--envs", "1-20"];
+    let mut args = vec!["--redis", url.as_str(), "--redis-prefix", prefix];
+    if !extra.contains(&"--envs-file") {
+        args.extend(["--envs", "1-20"]);
+    }
     if !extra.contains(&"--workers") {
         args.extend(["--workers", "0"]);
     }
