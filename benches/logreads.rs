@@ -10,36 +10,13 @@
 
 mod common;
 
-use common::{pct, project, start, status_kb};
+use common::{pct, project, queue, start, status_kb, wait_done};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const FLOOD: &str = "import os, sys\n\ndef test_flood():\n    w = sys.stdout.write\n    n, width = int(os.environ['LINES']), int(os.environ['WIDTH'])\n    for i in range(n):\n        pad = 'x' * width\n        if i % 10 == 0:\n            w(f'\\033[32m{i:09d}\\033[0m {pad}\\n')\n        else:\n            w(f'{i:09d} {pad}\\n')\n";
-
-fn queue(base: &str, path: &str) -> i64 {
-    let v: Value = ureq::post(&format!("{base}/api/testruns"))
-        .send_json(json!({"username": "bench", "env_id": 1, "path": path}))
-        .expect("queue")
-        .into_json()
-        .expect("json");
-    v["id"].as_i64().expect("id")
-}
-
-fn wait_done(base: &str, id: i64) -> Value {
-    loop {
-        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
-            .call()
-            .expect("get")
-            .into_json()
-            .expect("json");
-        if !matches!(v["status"].as_str(), Some("created" | "running")) {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
@@ -100,7 +77,7 @@ fn bench_stalled(followers: usize) {
     std::env::set_var("WIDTH", "60000");
     let (server, _) = start(dir.path(), &["--workers", "1"]);
     let mut sockets: Vec<_> = (0..followers).map(|_| ws(server.port)).collect();
-    let id = queue(&server.base, "./tests/test_flood.py");
+    let id = queue(&server.base, 1, "./tests/test_flood.py");
     for s in &mut sockets {
         follow(s, id);
     }
@@ -118,7 +95,7 @@ fn bench_big_reads() {
     std::env::set_var("LINES", "1000000");
     std::env::set_var("WIDTH", "194");
     let (server, _) = start(dir.path(), &["--workers", "1"]);
-    let id = queue(&server.base, "./tests/test_flood.py");
+    let id = queue(&server.base, 1, "./tests/test_flood.py");
     let run = wait_done(&server.base, id);
     let total = run["lines"].as_u64().unwrap_or(0);
     let pid = server.pid();
@@ -170,7 +147,7 @@ fn bench_search() {
     std::env::set_var("LINES", "1000000");
     std::env::set_var("WIDTH", "90");
     let (server, _) = start(dir.path(), &["--workers", "1"]);
-    let id = queue(&server.base, "./tests/test_flood.py");
+    let id = queue(&server.base, 1, "./tests/test_flood.py");
     wait_done(&server.base, id);
     let base = server.base.clone();
     let agent = ureq::AgentBuilder::new().build();

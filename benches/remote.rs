@@ -245,17 +245,7 @@ fn bench_million() {
         .into_json()
         .expect("json");
     let id = run["id"].as_i64().expect("id");
-    let run = loop {
-        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
-            .call()
-            .expect("get")
-            .into_json()
-            .expect("json");
-        if !matches!(v["status"].as_str(), Some("created" | "running")) {
-            break v;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let run = common::wait_done(&base, id);
     let secs = t.elapsed().as_secs_f64();
     let total = run["lines"].as_u64().unwrap_or(0);
     println!(

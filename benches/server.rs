@@ -8,32 +8,9 @@
 
 mod common;
 
-use common::{pct, project, start, status_kb};
-use serde_json::{json, Value};
+use common::{pct, project, queue, start, status_kb, wait_done};
+use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn queue(base: &str, env: u32, path: &str) -> i64 {
-    let v: Value = ureq::post(&format!("{base}/api/testruns"))
-        .send_json(json!({"username": "bench", "env_id": env, "path": path}))
-        .expect("queue")
-        .into_json()
-        .expect("json");
-    v["id"].as_i64().expect("id")
-}
-
-fn wait_done(base: &str, id: i64) -> Value {
-    loop {
-        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
-            .call()
-            .expect("get")
-            .into_json()
-            .expect("json");
-        if !matches!(v["status"].as_str(), Some("created" | "running")) {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn bench_idle() {
     let dir = project(&[("test_a.py", "def test_a():\n    pass\n")]);

@@ -122,3 +122,28 @@ pub fn line_delays(base: &str, port: u16) -> Vec<f64> {
         }
     }
 }
+
+/// Queues a run of `path` on environment `env`; its id.
+pub fn queue(base: &str, env: u32, path: &str) -> i64 {
+    let v: Value = ureq::post(&format!("{base}/api/testruns"))
+        .send_json(json!({"username": "bench", "env_id": env, "path": path}))
+        .expect("queue")
+        .into_json()
+        .expect("json");
+    v["id"].as_i64().expect("id")
+}
+
+/// Waits until run `id` has finished; the run.
+pub fn wait_done(base: &str, id: i64) -> Value {
+    loop {
+        let v: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
+            .call()
+            .expect("get")
+            .into_json()
+            .expect("json");
+        if !matches!(v["status"].as_str(), Some("queued" | "created" | "running")) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
