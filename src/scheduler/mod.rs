@@ -27,6 +27,7 @@ mod moves;
 mod queue;
 mod report;
 mod reservations;
+mod snapshot;
 
 /// The scheduler; cheap to clone.
 #[derive(Clone)]

@@ -3,7 +3,8 @@
 //! moved, released early, or ended by the clock at `until`. Each end hands
 //! the environment to the queue in the same transaction.
 
-use super::queue::{span, Snapshot};
+use super::queue::span;
+use super::snapshot::Snapshot;
 use super::Scheduler;
 use crate::domain::run::{now, timestamp};
 use crate::error::AppError;
