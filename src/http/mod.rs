@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api")
                 .service(resource("/tests").get(test_tree::list))
+                .service(resource("/openapi.json").get(openapi))
                 .service(resource("/envs").get(envs::list))
                 .service(resource("/envs/config").get(envs::config))
                 .service(resource("/envs/{id}").get(envs::get))
@@ -64,6 +65,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the code.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::document_json())
 }
 
 async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {

@@ -278,3 +278,16 @@ fn the_ws_frames_fit_the_openapi_document() {
     }
     assert!(seen.iter().any(|e| e == "logLines"), "{seen:?}");
 }
+
+#[test]
+fn the_server_serves_its_openapi_document() {
+    let app = spawn_app();
+    let (status, served) = app.get("/api/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(served, document(), "the committed document is the one served");
+    assert!(
+        served["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        served["openapi"]
+    );
+}
