@@ -318,11 +318,21 @@ fn ctrl_c_with_cancel_on_interrupt_cancels_the_run() {
         .stderr(Stdio::null())
         .spawn()
         .expect("client");
+    interrupt_after(&mut follower, "tick 2");
+    let status = wait_child(&mut follower, Duration::from_secs(60));
+    assert_eq!(status, 3, "exits as the cancelled run");
+    let run = newest_run(&app);
+    assert_eq!(run["status"], "cancelled");
+}
+
+/// Reads the client's output until a line starts with `prefix`, keeps
+/// draining it, and sends the client SIGINT (Ctrl-C).
+fn interrupt_after(follower: &mut Child, prefix: &str) {
     let stdout = follower.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     loop {
         let line = lines.next().expect("a line").expect("readable");
-        if line.starts_with("tick 2") {
+        if line.starts_with(prefix) {
             break;
         }
     }
@@ -332,10 +342,6 @@ fn ctrl_c_with_cancel_on_interrupt_cancels_the_run() {
         nix::sys::signal::Signal::SIGINT,
     )
     .expect("SIGINT");
-    let status = wait_child(&mut follower, Duration::from_secs(60));
-    assert_eq!(status, 3, "exits as the cancelled run");
-    let run = newest_run(&app);
-    assert_eq!(run["status"], "cancelled");
 }
 
 fn wait_child(child: &mut Child, timeout: Duration) -> i32 {
@@ -362,20 +368,7 @@ fn ctrl_c_stops_following_and_the_run_goes_on() {
         .stderr(Stdio::null())
         .spawn()
         .expect("client");
-    let stdout = follower.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines.next().expect("a line").expect("readable");
-        if line.starts_with("tick 1") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(follower.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
+    interrupt_after(&mut follower, "tick 1");
     assert_eq!(wait_child(&mut follower, Duration::from_secs(60)), 130);
     let (_, run) = app.get(&format!("/api/testruns/{id}"));
     assert_eq!(run["status"], "running", "only following stopped");
