@@ -234,7 +234,8 @@ describe('testscheduler web app', () => {
       const offset = rows[0]![0] - 1 - Number(rows[0]![1].slice(0, 6))
       return rows.every(([n, t]) => Number(t.slice(0, 6)) === n - 1 - offset)
     }
-    expect(await consistent()).toBe(true)
+    // The tail's rows may still be arriving when its last line shows: wait for them.
+    await waitFor('rows loaded at the tail', consistent)
     await waitFor('the top of the log', async () => {
       await log.evaluate((el) => (el.scrollTop = 0))
       await page.waitForTimeout(50)
