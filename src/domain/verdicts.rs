@@ -665,6 +665,53 @@ mod tests {
         assert!(fresh_suspects(&windows, &v, 3, |_| Some("2026-12-01T12:00:00+01:00")).is_empty());
     }
 
+    /// The worked example of docs/verdicts.md, run by run.
+    #[test]
+    fn the_worked_example_of_the_docs() {
+        let table = [
+            (1, 1, ["passed", "passed", "failed", "passed"]),
+            (2, 2, ["passed", "failed", "failed", "passed"]),
+            (3, 1, ["failed", "passed", "skipped", "skipped"]),
+            (4, 2, ["passed", "failed", "error", "passed"]),
+            (5, 3, ["passed", "passed", "failed", "passed"]),
+        ];
+        let names = ["test_login", "test_upload", "test_report", "test_search"];
+        let windows = |n: usize| -> Vec<TestWindow> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let all = window(table.iter().map(|(run, env, o)| s(*run, *env, "a1", o[i])).collect());
+                    win(&format!("tests/test_app.py::{name}"), all.into_iter().take(n).collect())
+                })
+                .collect()
+        };
+        let v = judge_all(&windows(20), 1);
+        let got: Vec<(&str, Verdict, Vec<u32>, Vec<i64>)> = v
+            .tests
+            .iter()
+            .map(|t| (t.nodeid.as_str(), t.verdict, t.envs.clone(), t.evidence.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("tests/test_app.py::test_login", Verdict::Flaky, vec![1], vec![3, 1]),
+                ("tests/test_app.py::test_report", Verdict::Broken, vec![2, 3], vec![5, 4, 2]),
+                ("tests/test_app.py::test_upload", Verdict::EnvSuspect, vec![2], vec![5, 4, 3, 2, 1]),
+            ]
+        );
+        assert_eq!(
+            v.envs,
+            vec![SuspectEnv {
+                id: 2,
+                verdict: EnvVerdict::Suspect,
+                tests: vec!["tests/test_app.py::test_upload".into()]
+            }]
+        );
+        assert!(judge_all(&windows(20), 3).envs.is_empty());
+        assert_eq!(judge_all(&windows(2), 1), Verdicts::default());
+    }
+
     #[test]
     fn later_compares_moments() {
         assert!(later("2026-12-01T10:00:01+00:00", "2026-12-01T10:00:00.999999+00:00"));
