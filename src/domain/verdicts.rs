@@ -696,8 +696,18 @@ mod tests {
             got,
             vec![
                 ("tests/test_app.py::test_login", Verdict::Flaky, vec![1], vec![3, 1]),
-                ("tests/test_app.py::test_report", Verdict::Broken, vec![2, 3], vec![5, 4, 2]),
-                ("tests/test_app.py::test_upload", Verdict::EnvSuspect, vec![2], vec![5, 4, 3, 2, 1]),
+                (
+                    "tests/test_app.py::test_report",
+                    Verdict::Broken,
+                    vec![2, 3],
+                    vec![5, 4, 2]
+                ),
+                (
+                    "tests/test_app.py::test_upload",
+                    Verdict::EnvSuspect,
+                    vec![2],
+                    vec![5, 4, 3, 2, 1]
+                ),
             ]
         );
         assert_eq!(
