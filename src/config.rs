@@ -9,8 +9,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The default run command; `{path}`, `{env_id}`, `{run_id}` are filled in per argument.
-pub const DEFAULT_COMMAND: &str = "python3 -m pytest --color=yes -vv --capture=no {path}";
+/// The default run command; `{path}`, `{env_id}`, `{run_id}` are filled in per
+/// argument, `{junit}` with a file under the data dir (docs/results.md).
+pub const DEFAULT_COMMAND: &str =
+    "python3 -m pytest --color=yes -vv --capture=no -o junit_family=xunit1 --junitxml={junit} {path}";
 
 /// `testscheduler [serve] [FLAGS]` or `testscheduler worker [FLAGS]`.
 #[derive(Debug, Parser)]
@@ -73,7 +75,7 @@ pub struct ServeArgs {
     /// Prefix of every Redis key.
     #[arg(long, env = "TESTSCHEDULER_REDIS_PREFIX", default_value = "testscheduler:")]
     pub redis_prefix: String,
-    /// Command template, split shell-style; {path}, {env_id}, {run_id} are filled in. Never run through a shell.
+    /// Command template, split shell-style; {path}, {env_id}, {run_id}, {junit} are filled in. Never run through a shell.
     #[arg(long, env = "TESTSCHEDULER_COMMAND", default_value = DEFAULT_COMMAND)]
     pub command: String,
     /// Valid environment ids, e.g. 1-100 or 1,3,7-9.
@@ -129,6 +131,9 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     pub notify_urls: Vec<String>,
+    /// Folder for the server's working files (each run's JUnit file) [default: the database file's folder].
+    #[arg(long, env = "TESTSCHEDULER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -374,6 +379,8 @@ pub struct Config {
     pub search_budget: Duration,
     /// Where run-finished notices are POSTed (`--notify-url`).
     pub notify_urls: Vec<String>,
+    /// `--data-dir`: where each run's JUnit file is written (then removed).
+    pub data_dir: PathBuf,
 }
 
 impl Config {
@@ -402,6 +409,14 @@ impl Config {
             None => project_dir.join("testscheduler.db"),
         };
         let command = parse_command(&args.command).map_err(|m| bad("--command", m))?;
+        let data_dir = match &args.data_dir {
+            Some(d) if !d.is_dir() => return Err(bad("--data-dir", format!("{} is not a directory", d.display()))),
+            Some(d) => d.clone(),
+            None => match database.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        };
         let max_run_timeout = args.max_run_timeout.unwrap_or(86_400.max(args.run_timeout));
         if args.run_timeout > max_run_timeout {
             return Err(bad(
@@ -502,6 +517,7 @@ impl Config {
             ws_queue_bytes: usize::try_from(args.ws_queue_bytes).unwrap_or(usize::MAX),
             search_budget: Duration::from_millis(args.search_budget_ms),
             notify_urls: args.notify_urls,
+            data_dir,
         })
     }
 
@@ -557,15 +573,11 @@ pub fn parse_command(template: &str) -> Result<Vec<String>, String> {
     Ok(argv)
 }
 
-/// Fills `{path}`, `{env_id}`, `{run_id}` into each argument of a split template.
-pub fn fill_command(argv: &[String], path: &str, env_id: u32, run_id: i64) -> Vec<String> {
-    argv.iter()
-        .map(|a| {
-            a.replace("{path}", path)
-                .replace("{env_id}", &env_id.to_string())
-                .replace("{run_id}", &run_id.to_string())
-        })
-        .collect()
+/// Fills `{path}` (with the run's `-k`/`-m` and selected node ids),
+/// `{env_id}`, `{run_id}` into a split template; `{junit}` is left for
+/// whoever runs it (see [`crate::results::args`]).
+pub fn fill_command(argv: &[String], sel: &crate::results::args::Selection, env_id: u32, run_id: i64) -> Vec<String> {
+    crate::results::args::fill(argv, sel, env_id, run_id)
 }
 
 #[cfg(test)]
@@ -630,7 +642,11 @@ mod tests {
     #[test]
     fn path_with_spaces_stays_one_argument() {
         let argv = parse_command(DEFAULT_COMMAND).expect("default parses");
-        let filled = fill_command(&argv, "./tests/my test.py", 3, 9);
+        let sel = crate::results::args::Selection {
+            path: "./tests/my test.py".into(),
+            ..Default::default()
+        };
+        let filled = fill_command(&argv, &sel, 3, 9);
         assert_eq!(filled.last().map(String::as_str), Some("./tests/my test.py"));
         assert_eq!(filled.len(), argv.len());
     }

@@ -28,6 +28,8 @@ pub enum AppError {
     ReservationOver(i64),
     #[error("Run {0} has already finished")]
     AlreadyFinished(i64),
+    #[error("Run {0} has not finished yet")]
+    NotFinished(i64),
     #[error("Run {0} was claimed by another worker")]
     AlreadyClaimed(i64),
     #[error("Lines must follow on from line {next}")]
@@ -65,6 +67,7 @@ impl AppError {
             AppError::EnvBusy { .. } | AppError::LabelsBusy => "env_busy",
             AppError::EnvDisabled(_) => "env_disabled",
             AppError::AlreadyFinished(_) | AppError::ReservationOver(_) => "already_finished",
+            AppError::NotFinished(_) => "not_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
             AppError::LineGap { .. } => "line_gap",
             AppError::BodyTooLarge => "body_too_large",
@@ -87,6 +90,7 @@ impl ResponseError for AppError {
             | AppError::EnvDisabled(_)
             | AppError::LabelsBusy
             | AppError::AlreadyFinished(_)
+            | AppError::NotFinished(_)
             | AppError::ReservationOver(_)
             | AppError::AlreadyClaimed(_)
             | AppError::LineGap { .. } => StatusCode::CONFLICT,

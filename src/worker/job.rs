@@ -43,15 +43,28 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
             return;
         }
     };
+    // The server leaves `{junit}` to the worker: a file in its own temp folder.
+    let junit = crate::results::args::wants_junit(&job.command)
+        .then(|| std::env::temp_dir().join(format!("ts-junit-{}-run-{}.xml", std::process::id(), job.id)));
+    let argv = match &junit {
+        Some(file) => {
+            let _ = std::fs::remove_file(file);
+            crate::results::args::fill_junit(&job.command, file)
+        }
+        None => job.command.clone(),
+    };
     let spec = RunSpec {
         run_id: job.id,
         env_id: job.env_id,
-        argv: job.command.clone(),
+        argv,
         cwd: worker.opts.project_dir.clone(),
         timeout: Duration::from_secs(job.timeout_s) + TIMEOUT_GRACE,
         vars: job.vars.clone(),
     };
     let finished = runner::execute(&spec, &mut out, &stop, &mut |_| {});
+    if let Some(file) = &junit {
+        let _ = std::fs::remove_file(file);
+    }
     match reporter.finish(&finished) {
         Delivery::Complete => {
             tracing::info!(run_id = job.id, outcome = ?finished.outcome, lines = finished.total, "run reported")
