@@ -34,6 +34,8 @@ pub enum AppError {
     AlreadyClaimed(i64),
     #[error("Lines must follow on from line {next}")]
     LineGap { next: u64 },
+    #[error("Results must follow on from result {next}")]
+    ResultsGap { next: u64 },
     #[error("Request body is larger than 1 MiB")]
     BodyTooLarge,
     #[error("{0}")]
@@ -70,6 +72,7 @@ impl AppError {
             AppError::NotFinished(_) => "not_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
             AppError::LineGap { .. } => "line_gap",
+            AppError::ResultsGap { .. } => "results_gap",
             AppError::BodyTooLarge => "body_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -93,7 +96,8 @@ impl ResponseError for AppError {
             | AppError::NotFinished(_)
             | AppError::ReservationOver(_)
             | AppError::AlreadyClaimed(_)
-            | AppError::LineGap { .. } => StatusCode::CONFLICT,
+            | AppError::LineGap { .. }
+            | AppError::ResultsGap { .. } => StatusCode::CONFLICT,
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,7 +141,7 @@ impl ResponseError for AppError {
                     json!({ "labels": ["Every environment with these labels is busy; send \"wait\": true to queue."] }),
                 );
             }
-            AppError::LineGap { next } => {
+            AppError::LineGap { next } | AppError::ResultsGap { next } => {
                 body.insert("next".into(), json!(next));
             }
             _ => {}

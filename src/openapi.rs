@@ -161,6 +161,21 @@ pub struct Report {
     pub total: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partial: Option<Partial>,
+    /// The number (0-based) of the first of `results`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_from: Option<u64>,
+    /// Per-test rows the worker parsed from its JUnit file, in run order (docs/remote-workers.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<crate::results::TestResult>>,
+    /// With an end status: how many result rows were sent; the end is refused (`results_gap`) until all are stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_total: Option<u64>,
+    /// With an end status: why the counts are only the live ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_note: Option<String>,
+    /// With the claim: the worker's project directory's git revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::results::Revision>,
 }
 
 /// The unfinished last line of a remote run.
@@ -311,7 +326,7 @@ fn get_run() {}
         (status = 400, description = "validation_failed", body = ErrorBody),
         (status = 403, description = "invalid_token, invalid_worker_secret", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 409, description = "already_claimed, already_finished, line_gap", body = ErrorBody)))]
+        (status = 409, description = "already_claimed, already_finished, line_gap, results_gap", body = ErrorBody)))]
 fn report_run() {}
 
 /// Stop a run that has not finished.

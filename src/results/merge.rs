@@ -14,6 +14,9 @@ pub struct FinalResults {
     pub summary: Summary,
     pub tests: Vec<TestResult>,
     pub note: Option<String>,
+    /// The rows are in the store already (a remote worker's batches): only
+    /// the summary, note and outcome are written at the end.
+    pub rows_stored: bool,
 }
 
 /// Where the JUnit file stands at a run's end.
@@ -78,6 +81,7 @@ pub fn final_results(live: &LiveCounter, junit: Junit) -> FinalResults {
         summary: Summary::of(tests.iter().map(|t| t.outcome), true),
         tests,
         note: None,
+        rows_stored: false,
     }
 }
 
@@ -96,6 +100,7 @@ fn from_live(live: &LiveCounter, note: Option<String>) -> FinalResults {
             })
             .collect(),
         note,
+        rows_stored: false,
     }
 }
 

@@ -5,9 +5,10 @@
 
 use super::Scheduler;
 use crate::domain::{RunId, RunStatus};
+use crate::error::AppError;
 use crate::results::args::{junit_path, wants_junit};
 use crate::results::merge::{final_results, Junit};
-use crate::results::{revision, FinalResults, LiveResults};
+use crate::results::{revision, FinalResults, LiveResults, Summary, TestResult};
 use crate::store::{results as rows, StoreError};
 use std::path::PathBuf;
 
@@ -72,5 +73,46 @@ impl Scheduler {
         }
         rows::store_final(&tx, id, results, None)?;
         Ok(tx.commit()?)
+    }
+
+    /// A remote worker's batch of result rows `from…`; a batch past the
+    /// rows stored is refused (`results_gap` with the next row wanted).
+    pub(super) fn store_result_rows(&self, id: RunId, from: u64, tests: &[TestResult]) -> Result<(), AppError> {
+        let mut conn = self.store.conn()?;
+        let tx = conn.transaction()?;
+        let stored = rows::count(&tx, id)?;
+        if from > stored {
+            return Err(AppError::ResultsGap { next: stored });
+        }
+        rows::insert_rows(&tx, id, from, tests)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// A remote run's results at its end: the rows its worker sent (all of
+    /// `total` must be stored), or, from a worker that sends none, the
+    /// server's own live counts.
+    pub(super) fn remote_results(
+        &self,
+        id: RunId,
+        total: Option<u64>,
+        note: Option<String>,
+    ) -> Result<FinalResults, AppError> {
+        let Some(total) = total else {
+            return Ok(self.live_results(id));
+        };
+        let tests = rows::list(&*self.store.conn()?, id, None)?;
+        if (tests.len() as u64) < total {
+            return Err(AppError::ResultsGap {
+                next: tests.len() as u64,
+            });
+        }
+        self.live.take(id);
+        Ok(FinalResults {
+            summary: Summary::of(tests.iter().map(|t| t.outcome), note.is_none()),
+            tests: Vec::new(),
+            note,
+            rows_stored: true,
+        })
     }
 }

@@ -31,6 +31,9 @@ pub fn store_final(conn: &Connection, id: RunId, r: &FinalResults, outcome: Opti
     let json = serde_json::to_string(&r.summary).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.prepare_cached("UPDATE runs SET summary = ?2, results_note = ?3, outcome = ?4 WHERE id = ?1")?
         .execute(params![id, json, r.note, outcome])?;
+    if r.rows_stored {
+        return Ok(());
+    }
     conn.prepare_cached("DELETE FROM test_results WHERE run_id = ?1")?
         .execute([id])?;
     insert_rows(conn, id, 0, &r.tests)

@@ -27,7 +27,8 @@ enum Claim {
 /// Runs `job` (taken as stream entry `msg_id`) to its end.
 pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
     let http = worker.http();
-    match claim(&http, &worker.opts.id, &job, &stop) {
+    let revision = crate::results::revision::of(&worker.opts.project_dir);
+    match claim(&http, &worker.opts.id, &job, &stop, revision) {
         Claim::Ours => worker.ack(msg_id),
         Claim::Drop => {
             worker.ack(msg_id);
@@ -62,10 +63,7 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
         vars: job.vars.clone(),
     };
     let finished = runner::execute(&spec, &mut out, &stop, &mut |_| {});
-    if let Some(file) = &junit {
-        let _ = std::fs::remove_file(file);
-    }
-    match reporter.finish(&finished) {
+    match reporter.finish(&finished, junit.as_deref()) {
         Delivery::Complete => {
             tracing::info!(run_id = job.id, outcome = ?finished.outcome, lines = finished.total, "run reported")
         }
@@ -77,8 +75,17 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
     }
 }
 
-fn claim(http: &Http, worker_id: &str, job: &Job, stop: &StopFlag) -> Claim {
-    let body = Report::claim(&job.token, worker_id);
+fn claim(
+    http: &Http,
+    worker_id: &str,
+    job: &Job,
+    stop: &StopFlag,
+    revision: Option<crate::results::Revision>,
+) -> Claim {
+    let body = Report {
+        revision,
+        ..Report::claim(&job.token, worker_id)
+    };
     let path = format!("/api/testruns/{}", job.id);
     let lease = Duration::from_secs(job.lease_s);
     let started = Instant::now();

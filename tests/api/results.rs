@@ -11,7 +11,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 
 /// A suite with every kind of result pytest has.
-const MIXED: &str = r#"import pytest
+pub const MIXED: &str = r#"import pytest
 
 def test_ok():
     print("hello from test_ok")
@@ -89,12 +89,12 @@ fn results(app: &TestApp, id: i64, query: &str) -> Value {
     body
 }
 
-fn plain(line: &str) -> String {
+pub fn plain(line: &str) -> String {
     strip_ansi_escapes::strip_str(line)
 }
 
 /// pytest's own last line (`= 2 failed, 6 passed, 1 skipped … in 0.05s =`) as counts.
-fn pytest_summary(lines: &[String]) -> BTreeMap<String, u64> {
+pub fn pytest_summary(lines: &[String]) -> BTreeMap<String, u64> {
     let last = lines
         .iter()
         .rev()
@@ -117,7 +117,7 @@ fn pytest_summary(lines: &[String]) -> BTreeMap<String, u64> {
     out
 }
 
-fn summary_counts(summary: &Value) -> BTreeMap<String, u64> {
+pub fn summary_counts(summary: &Value) -> BTreeMap<String, u64> {
     ["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
         .iter()
         .filter_map(|k| {

@@ -402,6 +402,21 @@ export interface components {
             /** @description The seed worker's whole log so far (taken from line 0 on). */
             logs?: string | null;
             partial?: null | components["schemas"]["Partial"];
+            /** @description Per-test rows the worker parsed from its JUnit file, in run order (docs/remote-workers.md). */
+            results?: components["schemas"]["TestResult"][] | null;
+            /**
+             * Format: int64
+             * @description The number (0-based) of the first of `results`.
+             */
+            results_from?: number | null;
+            /** @description With an end status: why the counts are only the live ones. */
+            results_note?: string | null;
+            /**
+             * Format: int64
+             * @description With an end status: how many result rows were sent; the end is refused (`results_gap`) until all are stored.
+             */
+            results_total?: number | null;
+            revision?: null | components["schemas"]["Revision"];
             /** @description `running` claims the run; `succeeded` / `failed` end it (with `total`). */
             status?: string | null;
             /** @description The run's token, from its job message. */
@@ -858,7 +873,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description already_claimed, already_finished, line_gap */
+            /** @description already_claimed, already_finished, line_gap, results_gap */
             409: {
                 headers: {
                     [name: string]: unknown;
