@@ -40,7 +40,14 @@ use utoipa::{OpenApi, ToSchema};
         run_log_txt,
         run_lines,
         run_search,
-        healthz
+        healthz,
+        crate::http::auth::doc::login,
+        crate::http::auth::doc::logout,
+        crate::http::auth::doc::me,
+        crate::http::auth::doc::create_token,
+        crate::http::auth::doc::list_tokens,
+        crate::http::auth::doc::revoke_token,
+        crate::http::auth::doc::audit
     ),
     components(schemas(
         Run,
@@ -60,7 +67,16 @@ use utoipa::{OpenApi, ToSchema};
         HeartbeatAnswer,
         Health,
         WsServerEvent,
-        WsClientOp
+        WsClientOp,
+        crate::auth::Role,
+        crate::http::auth::Me,
+        crate::http::auth::TokenInfo,
+        crate::http::auth::TokenCreated,
+        crate::http::auth::AuditEntry,
+        crate::http::auth::doc::LoginBody,
+        crate::http::auth::doc::LogoutBody,
+        crate::http::auth::doc::LoggedOut,
+        crate::http::auth::doc::CreateTokenBody
     ))
 )]
 pub struct ApiDoc;
@@ -125,6 +141,9 @@ pub struct ErrorBody {
     /// `env_busy`: the run holding the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<i64>,
+    /// With `rate_limited`: seconds to wait (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 /// A worker's report about its run: `POST /api/testruns/{id}`.
@@ -287,6 +306,8 @@ fn list_runs() {}
     responses(
         (status = 201, description = "The new run", body = Run),
         (status = 400, description = "validation_failed", body = ErrorBody),
+        (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "forbidden: the role may not queue", body = ErrorBody),
         (status = 409, description = "env_busy", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody)))]
 fn create_run() {}
@@ -310,6 +331,8 @@ fn report_run() {}
 #[utoipa::path(post, path = "/api/testruns/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The run, now cancelled", body = Run),
+        (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "forbidden: not the run's owner nor an admin", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 409, description = "already_finished", body = ErrorBody)))]
 fn cancel_run() {}

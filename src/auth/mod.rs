@@ -142,6 +142,12 @@ impl Principal {
         self.name.as_deref().unwrap_or("anonymous")
     }
 
+    /// The `username` a run queued by this principal gets: the account's name,
+    /// or (`--auth none`) `otherwise` — e.g. for a re-run, the original run's.
+    pub fn run_owner(&self, otherwise: &str) -> String {
+        self.name.clone().unwrap_or_else(|| otherwise.to_string())
+    }
+
     /// With an account, a body's `username` is the account's name, whatever
     /// the body said (it is optional then, and never validated): call this on
     /// a body before parsing it. Without one, the body is left as sent.

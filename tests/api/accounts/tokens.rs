@@ -229,3 +229,54 @@ fn the_cli_makes_tokens_and_the_terminal_client_sends_them() {
         String::from_utf8_lossy(&followed.stderr)
     );
 }
+
+#[test]
+fn the_accounts_answers_fit_the_openapi_document() {
+    use crate::openapi::{assert_fits, document};
+    let doc = document();
+    let app = local_app(&[]);
+    add_user(&app, "ursa", "admin");
+    let login = call(
+        &app,
+        "POST",
+        "/api/login",
+        &[],
+        Some(json!({"username": "ursa", "password": super::password_of("ursa")})),
+    );
+    let cookie = login
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_string();
+    assert_fits(&doc, "post", "/api/login", 200, (login.status, login.body));
+    let c = [("Cookie", cookie.as_str())];
+    let me = call(&app, "GET", "/api/me", &c, None);
+    assert_fits(&doc, "get", "/api/me", 200, (me.status, me.body));
+    let made = call(&app, "POST", "/api/tokens", &c, Some(json!({"name": "doc"})));
+    assert_fits(&doc, "post", "/api/tokens", 201, (made.status, made.body));
+    let list = call(&app, "GET", "/api/tokens", &c, None);
+    assert_fits(&doc, "get", "/api/tokens", 200, (list.status, list.body));
+    let audit = call(&app, "GET", "/api/audit", &c, None);
+    assert_fits(&doc, "get", "/api/audit", 200, (audit.status, audit.body));
+    let nobody = call(&app, "GET", "/api/me", &[], None);
+    assert_fits(&doc, "get", "/api/me", 401, (nobody.status, nobody.body));
+    for _ in 0..5 {
+        call(
+            &app,
+            "POST",
+            "/api/login",
+            &[],
+            Some(json!({"username": "ursa", "password": "nope-nope"})),
+        );
+    }
+    let limited = call(
+        &app,
+        "POST",
+        "/api/login",
+        &[],
+        Some(json!({"username": "ursa", "password": "nope-nope"})),
+    );
+    assert_fits(&doc, "post", "/api/login", 429, (limited.status, limited.body));
+    let out = call(&app, "POST", "/api/logout", &c, Some(json!({"everywhere": false})));
+    assert_fits(&doc, "post", "/api/logout", 200, (out.status, out.body));
+}
