@@ -149,3 +149,12 @@ pub fn ws_with(app: &TestApp, headers: &[(&str, &str)]) -> Result<tungstenite::W
         Err(e) => panic!("ws handshake: {e}"),
     }
 }
+
+/// Adds the account `ci-ROLE` and a token for it through the CLI: (exit code,
+/// token, stderr).
+pub fn cli_for(app: &TestApp, role: &str) -> (i32, String, String) {
+    let name = format!("ci-{role}");
+    add_user(app, &name, role);
+    let (code, out, err) = cli(&app.db, &["tokens", "create", "--user", &name, "--name", "ci"], None);
+    (code, out.trim().to_string(), err)
+}
