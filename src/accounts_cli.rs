@@ -166,11 +166,7 @@ fn password(from_stdin: bool) -> Result<(String, bool), CliError> {
     if !from_stdin {
         return Ok((secret::generate_password(), true));
     }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::Usage(format!("--password-stdin: {e}")))?;
+    let line = read_line_unechoed().map_err(|e| CliError::Usage(format!("--password-stdin: {e}")))?;
     let pw = line.trim_end_matches(['\n', '\r']).to_string();
     let n = pw.chars().count();
     if !(secret::MIN_PASSWORD..=secret::MAX_PASSWORD).contains(&n) {
@@ -181,6 +177,29 @@ fn password(from_stdin: bool) -> Result<(String, bool), CliError> {
         )));
     }
     Ok((pw, false))
+}
+
+/// One line of stdin; on a terminal, asked for on stderr and not echoed.
+fn read_line_unechoed() -> std::io::Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if !stdin.is_terminal() {
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line);
+    }
+    eprint!("password: ");
+    let saved = tcgetattr(&stdin).map_err(std::io::Error::from)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(std::io::Error::from)?;
+    let read = stdin.lock().read_line(&mut line);
+    let restored = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    eprintln!();
+    read?;
+    restored.map_err(std::io::Error::from)?;
+    Ok(line)
 }
 
 fn no_such(name: &str) -> CliError {
