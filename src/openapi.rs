@@ -41,13 +41,13 @@ use utoipa::{OpenApi, ToSchema};
         run_lines,
         run_search,
         healthz,
-        crate::http::auth::doc::login,
-        crate::http::auth::doc::logout,
-        crate::http::auth::doc::me,
-        crate::http::auth::doc::create_token,
-        crate::http::auth::doc::list_tokens,
-        crate::http::auth::doc::revoke_token,
-        crate::http::auth::doc::audit
+        crate::http::auth_doc::login,
+        crate::http::auth_doc::logout,
+        crate::http::auth_doc::me,
+        crate::http::auth_doc::create_token,
+        crate::http::auth_doc::list_tokens,
+        crate::http::auth_doc::revoke_token,
+        crate::http::auth_doc::audit
     ),
     components(schemas(
         Run,
@@ -73,10 +73,10 @@ use utoipa::{OpenApi, ToSchema};
         crate::http::auth::TokenInfo,
         crate::http::auth::TokenCreated,
         crate::http::auth::AuditEntry,
-        crate::http::auth::doc::LoginBody,
-        crate::http::auth::doc::LogoutBody,
-        crate::http::auth::doc::LoggedOut,
-        crate::http::auth::doc::CreateTokenBody
+        crate::http::auth_doc::LoginBody,
+        crate::http::auth_doc::LogoutBody,
+        crate::http::auth_doc::LoggedOut,
+        crate::http::auth_doc::CreateTokenBody
     ))
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 //! code lives here.
 
 pub mod auth;
+pub mod auth_doc;
 pub mod conn;
 pub mod dto;
 pub mod envs;
