@@ -329,3 +329,25 @@ fn a_public_bind_starts_in_local_mode_and_says_how_to_make_the_first_admin() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn signing_out_closes_the_sockets_the_session_opened() {
+    let app = local_app(&[]);
+    add_user(&app, "ned", "viewer");
+    let cookie = login(&app, "ned");
+    let mut ws = super::ws_with(&app, &[("Cookie", &cookie)]).expect("the cookie opens /ws");
+    let out = call(&app, "POST", "/api/logout", &[("Cookie", &cookie)], None);
+    assert_eq!(out.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("closed without a close frame: {e}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "the socket outlived its session");
+    };
+    assert_eq!(code, Some(1008));
+}
