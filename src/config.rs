@@ -716,6 +716,16 @@ mod tests {
         assert_eq!(e.flag, "--run-timeout");
         let err = Cli::try_parse_from(["testscheduler", "--envs", "5-1"]).expect_err("bad envs");
         assert!(err.to_string().contains("--envs"));
+        let e = Config::from_args(args(&["--data-dir", "/definitely/not/here"])).expect_err("bad data dir");
+        assert_eq!(e.flag, "--data-dir");
+    }
+
+    #[test]
+    fn the_data_dir_defaults_to_the_databases_folder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("ts.db");
+        let c = Config::from_args(args(&["--database", db.to_str().expect("utf-8")])).expect("config");
+        assert_eq!(c.data_dir, dir.path());
     }
 
     #[test]

@@ -295,7 +295,7 @@ fn lock_database(database: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs
 /// (its `logs` flag turned on).
 fn announce_lines(store: Store, hub: Hub, live: crate::results::LiveResults) -> crate::store::writer::OnCommit {
     Box::new(move |c| {
-        live.feed(c.run_id, c.from, &c.lines);
+        live.feed(c.run_id, c.from, &c.lines, c.first);
         if c.first {
             if let Ok(Some(run)) = store.conn().and_then(|conn| runs::get(&conn, c.run_id)) {
                 hub.publish_run(RunEvent::Changed, &run);
