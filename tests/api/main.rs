@@ -5,6 +5,7 @@
 mod backup;
 mod cli;
 mod client;
+mod compaction;
 mod edge;
 mod helpers;
 mod log_reads;
