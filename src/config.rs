@@ -129,6 +129,15 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     pub notify_urls: Vec<String>,
+    /// Drop the output of runs that finished more than DAYS days ago (the runs, their summaries and results stay). Off by default.
+    #[arg(long, env = "TESTSCHEDULER_KEEP_LOGS_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub keep_logs_days: Option<u32>,
+    /// Delete runs that finished more than DAYS days ago, with their output and results. Off by default.
+    #[arg(long, env = "TESTSCHEDULER_KEEP_RUNS_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub keep_runs_days: Option<u32>,
+    /// Seconds between two passes of the retention pruner (hidden: tests make it short).
+    #[arg(long, env = "TESTSCHEDULER_PRUNE_EVERY", default_value_t = 600, value_name = "SECONDS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub prune_every: u64,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -374,6 +383,8 @@ pub struct Config {
     pub search_budget: Duration,
     /// Where run-finished notices are POSTed (`--notify-url`).
     pub notify_urls: Vec<String>,
+    /// What retention keeps (`--keep-logs-days`, `--keep-runs-days`) and how often it looks.
+    pub retention: crate::retention::Policy,
 }
 
 impl Config {
@@ -502,6 +513,11 @@ impl Config {
             ws_queue_bytes: usize::try_from(args.ws_queue_bytes).unwrap_or(usize::MAX),
             search_budget: Duration::from_millis(args.search_budget_ms),
             notify_urls: args.notify_urls,
+            retention: crate::retention::Policy {
+                keep_logs_days: args.keep_logs_days,
+                keep_runs_days: args.keep_runs_days,
+                every: Duration::from_secs(args.prune_every),
+            },
         })
     }
 

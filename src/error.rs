@@ -28,6 +28,9 @@ pub enum AppError {
     ReservationOver(i64),
     #[error("Run {0} has already finished")]
     AlreadyFinished(i64),
+    /// Retention (`--keep-logs-days`) dropped the run's output.
+    #[error("The output of run {0} was dropped by retention (--keep-logs-days); the run and its results stay")]
+    LogPruned(i64),
     #[error("Run {0} was claimed by another worker")]
     AlreadyClaimed(i64),
     #[error("Lines must follow on from line {next}")]
@@ -66,6 +69,7 @@ impl AppError {
             AppError::EnvDisabled(_) => "env_disabled",
             AppError::AlreadyFinished(_) | AppError::ReservationOver(_) => "already_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
+            AppError::LogPruned(_) => "log_pruned",
             AppError::LineGap { .. } => "line_gap",
             AppError::BodyTooLarge => "body_too_large",
             AppError::Unavailable(_) => "unavailable",
@@ -90,6 +94,7 @@ impl ResponseError for AppError {
             | AppError::ReservationOver(_)
             | AppError::AlreadyClaimed(_)
             | AppError::LineGap { .. } => StatusCode::CONFLICT,
+            AppError::LogPruned(_) => StatusCode::GONE,
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -104,6 +104,7 @@ impl Application {
         scheduler.recover_remote().map_err(store_error)?;
         crate::scheduler::lease::start(scheduler.clone())?;
         crate::store::compact::start(store.clone())?;
+        crate::retention::start(store.clone(), config.retention)?;
         if config.redis.is_none() {
             pool.start(config.workers, scheduler.local_runs())?;
         }

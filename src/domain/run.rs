@@ -105,6 +105,11 @@ pub struct Run {
     /// The first line not stored, when the store could not keep all of the
     /// run's output (null normally).
     pub lines_lost_from: Option<u64>,
+    /// True once retention (`--keep-logs-days`) dropped the run's output:
+    /// its log endpoints answer `410` `log_pruned`. Always sent; optional in
+    /// the schema so that clients written before it still type-check.
+    #[schema(required = false)]
+    pub logs_pruned: bool,
 }
 
 /// Formats a moment the way the API and the store write it.

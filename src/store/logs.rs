@@ -61,6 +61,15 @@ pub fn record_loss(conn: &Connection, run_id: RunId, reason: &str) -> Result<Opt
     Ok(Some((first, note)))
 }
 
+/// Whether retention dropped run `run_id`'s output (false for an unknown run).
+pub fn pruned(conn: &Connection, run_id: RunId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT logs_pruned FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// The stored line count of a run (0 for an unknown run).
 pub fn count(conn: &Connection, run_id: RunId) -> Result<u64, StoreError> {
     let n: Option<i64> = conn

@@ -12,6 +12,7 @@ pub mod compact;
 pub mod logs;
 pub mod metrics;
 pub mod migrate;
+pub mod prune;
 pub mod queue;
 pub mod remote;
 pub mod reservations;

@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExten
 
 const COLUMNS: &str =
     "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker,
-     priority, labels, queue_position, eta, lines_lost_from";
+     priority, labels, queue_position, eta, lines_lost_from, logs_pruned";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     let status: String = r.get(5)?;
@@ -33,6 +33,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         queue_position: r.get::<_, Option<i64>>(14)?.map(|p| p.max(0) as u64),
         eta: r.get(15)?,
         lines_lost_from: r.get::<_, Option<i64>>(16)?.map(|v| v.max(0) as u64),
+        logs_pruned: r.get(17)?,
     })
 }
 

@@ -15,6 +15,7 @@ mod openapi;
 mod queue;
 mod recovery;
 mod reservations;
+mod retention;
 mod run_process;
 mod runs;
 mod shutdown;

@@ -413,6 +413,12 @@ export interface components {
             lines_lost_from?: number | null;
             /** @description True once the run printed at least one line. */
             logs: boolean;
+            /**
+             * @description True once retention (`--keep-logs-days`) dropped the run's output:
+             *     its log endpoints answer `410` `log_pruned`. Always sent; optional in
+             *     the schema so that clients written before it still type-check.
+             */
+            logs_pruned?: boolean;
             /** @description A discovered test path such as `./tests/test_a.py`. */
             path: string;
             /**
@@ -818,6 +824,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description log_pruned: retention dropped the output */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     run_log_txt: {
@@ -849,6 +864,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description log_pruned: retention dropped the output */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     run_logs: {
@@ -872,6 +896,15 @@ export interface operations {
             };
             /** @description not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description log_pruned: retention dropped the output */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -914,6 +947,15 @@ export interface operations {
             };
             /** @description not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description log_pruned: retention dropped the output */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
