@@ -221,6 +221,9 @@ pub struct ClientArgs {
     /// API token, sent as `Authorization: Bearer TOKEN`.
     #[arg(long, env = "TESTSCHEDULER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Also trust these CA certificates (PEM) for an https:// server, e.g. one with a self-signed certificate.
+    #[arg(long, env = "TESTSCHEDULER_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Flags of `testscheduler submit`.

@@ -13,7 +13,11 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
+
+/// A `/ws` connection, over TLS or not.
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// How often a blocked read wakes up to look at Ctrl-C.
 const POLL: Duration = Duration::from_millis(200);
@@ -203,7 +207,7 @@ impl State {
     fn session(
         &mut self,
         client: &Client,
-        ws: &mut WebSocket<TcpStream>,
+        ws: &mut Socket,
         out: &mut Out,
         intr: &Interrupt,
     ) -> Result<Ended, ClientError> {
@@ -342,34 +346,69 @@ pub fn describe(run: &Value) -> String {
     }
 }
 
-fn send_follow(ws: &mut WebSocket<TcpStream>, id: i64, from: u64) -> Result<(), String> {
+fn send_follow(ws: &mut Socket, id: i64, from: u64) -> Result<(), String> {
     let op = json!({"op": "follow", "id": id, "from": from}).to_string();
     ws.send(Message::Text(op.into())).map_err(|e| e.to_string())
 }
 
-/// Opens `/ws` on the client's server (plain `ws://`; the token goes along).
-fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
+/// Where `/ws` is for a server URL: `http://H[:P]/prefix` → `ws://H:P/prefix/ws`,
+/// `https://…` → `wss://…` (ports 80 and 443 unless given).
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    /// `host:port` to connect to (brackets kept for IPv6).
+    host_port: String,
+    url: String,
+}
+
+fn target(base: &str) -> Result<Target, String> {
+    let (tls, rest) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(format!("{base:?} is not an http:// or https:// URL")),
+    };
+    let (authority, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(format!("{base:?} has no host"));
+    }
+    let has_port = !authority.ends_with(']') && authority.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok());
+    let host_port = match has_port {
+        true => authority.to_string(),
+        false => format!("{authority}:{}", if tls { 443 } else { 80 }),
+    };
+    let scheme = if tls { "wss" } else { "ws" };
+    Ok(Target {
+        tls,
+        host_port,
+        url: format!("{scheme}://{authority}{prefix}/ws"),
+    })
+}
+
+/// The socket under a `/ws` connection.
+fn tcp(ws: &Socket) -> &TcpStream {
+    match ws.get_ref() {
+        MaybeTlsStream::Rustls(tls) => tls.get_ref(),
+        MaybeTlsStream::Plain(tcp) => tcp,
+        // No other kind is built here (only rustls is enabled).
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("a /ws stream is plain or rustls"),
+    }
+}
+
+/// Opens `/ws` on the client's server: `ws://`, or `wss://` for an https://
+/// server (with the client's TLS configuration); the token goes along.
+fn connect(client: &Client) -> Result<Socket, ClientError> {
     let base = client.base();
     let unreachable = |reason: String| ClientError::Unreachable {
         url: format!("{base}/ws"),
         reason,
     };
-    let Some(rest) = base.strip_prefix("http://") else {
-        return Err(unreachable(
-            "following a log needs an http:// server URL (wss:// is not supported yet)".into(),
-        ));
-    };
-    let (authority, prefix) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let host_port =
-        if authority.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok()) && !authority.ends_with(']') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-    let addr = host_port
+    let target = target(base).map_err(unreachable)?;
+    let addr = target
+        .host_port
         .to_socket_addrs()
         .map_err(|e| unreachable(e.to_string()))?
         .next()
@@ -380,7 +419,7 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{authority}{prefix}/ws"))
+    let mut req = tungstenite::client::IntoClientRequest::into_client_request(target.url.as_str())
         .map_err(|e| unreachable(e.to_string()))?;
     if let Some(token) = client.token() {
         let value = format!("Bearer {token}")
@@ -388,9 +427,14 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
             .map_err(|_| ClientError::Usage("--token: not a valid header value".into()))?;
         req.headers_mut().insert("Authorization", value);
     }
-    match tungstenite::client(req, stream) {
+    let connector = match (target.tls, client.tls()) {
+        (true, Some(config)) => Some(tungstenite::Connector::Rustls(config)),
+        (true, None) => return Err(unreachable("no TLS configuration for a wss:// URL".into())),
+        (false, _) => Some(tungstenite::Connector::Plain),
+    };
+    match tungstenite::client_tls_with_config(req, stream, None, connector) {
         Ok((ws, _)) => {
-            ws.get_ref()
+            tcp(&ws)
                 .set_read_timeout(Some(POLL))
                 .map_err(|e| unreachable(e.to_string()))?;
             Ok(ws)
@@ -402,8 +446,42 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe, write_plain};
+    use super::{describe, target, write_plain, Target};
     use serde_json::json;
+
+    #[test]
+    fn the_socket_url_follows_the_server_url() {
+        let t = |tls, host_port: &str, url: &str| Target {
+            tls,
+            host_port: host_port.into(),
+            url: url.into(),
+        };
+        let cases = [
+            (
+                "http://127.0.0.1:8000",
+                t(false, "127.0.0.1:8000", "ws://127.0.0.1:8000/ws"),
+            ),
+            (
+                "http://ts.example.com",
+                t(false, "ts.example.com:80", "ws://ts.example.com/ws"),
+            ),
+            (
+                "https://ts.example.com",
+                t(true, "ts.example.com:443", "wss://ts.example.com/ws"),
+            ),
+            (
+                "https://ts.example.com:8443/sub/",
+                t(true, "ts.example.com:8443", "wss://ts.example.com:8443/sub/ws"),
+            ),
+            ("https://[::1]", t(true, "[::1]:443", "wss://[::1]/ws")),
+            ("http://[::1]:9000/a", t(false, "[::1]:9000", "ws://[::1]:9000/a/ws")),
+        ];
+        for (base, want) in cases {
+            assert_eq!(target(base).as_ref(), Ok(&want), "{base}");
+        }
+        assert!(target("ftp://x").is_err());
+        assert!(target("https://").is_err());
+    }
 
     #[test]
     fn queued_runs_show_their_position_and_eta() {

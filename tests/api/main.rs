@@ -5,6 +5,7 @@
 mod backup;
 mod cli;
 mod client;
+mod client_tls;
 mod compaction;
 mod edge;
 mod helpers;
