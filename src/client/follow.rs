@@ -8,7 +8,7 @@ use super::{exit, Client, ClientError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -86,6 +86,11 @@ struct Out {
 }
 
 impl Out {
+    /// Writes complete lines, each ended by `\n`.
+    fn block(&mut self, text: &[u8]) -> std::io::Result<()> {
+        write_block(&mut self.w, text, self.colour)
+    }
+
     fn line(&mut self, line: &str) -> std::io::Result<()> {
         if !self.colour && line.contains('\x1b') {
             write_plain(&mut self.w, line.as_bytes())?;
@@ -96,18 +101,30 @@ impl Out {
     }
 }
 
+/// Writes lines ended by `\n` as one block where it can: as is with `colour`
+/// or without any escape, else each line through [`write_plain`] (so that a
+/// broken sequence never swallows the next line).
+fn write_block(w: &mut impl Write, text: &[u8], colour: bool) -> std::io::Result<()> {
+    if colour || memchr::memchr(0x1b, text).is_none() {
+        return w.write_all(text);
+    }
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', text) {
+        // From the previous `\n` (written as is) to this one.
+        write_plain(w, &text[start..nl])?;
+        start = nl;
+    }
+    w.write_all(&text[start..])
+}
+
 /// Writes `line` without its ANSI escape sequences. The common ones (CSI:
 /// `ESC [ … final`, OSC: `ESC ] … BEL|ESC \\`, two-byte `ESC X`) are skipped
 /// here, in one pass; anything odder goes through strip-ansi-escapes
 /// (measured: that crate alone was most of the client's time on a 1M-line log).
 fn write_plain(w: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
     let mut start = 0;
-    let mut i = 0;
-    while i < line.len() {
-        if line[i] != 0x1b {
-            i += 1;
-            continue;
-        }
+    while let Some(at) = memchr::memchr(0x1b, &line[start..]) {
+        let i = start + at;
         w.write_all(&line[start..i])?;
         let end = match line.get(i + 1) {
             Some(b'[') => line[i + 2..]
@@ -119,10 +136,7 @@ fn write_plain(w: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
             _ => None,
         };
         match end {
-            Some(e) => {
-                i = e;
-                start = e;
-            }
+            Some(e) => start = e,
             None => return w.write_all(&strip_ansi_escapes::strip(&line[i..])),
         }
     }
@@ -150,6 +164,7 @@ pub fn follow(client: &Client, id: i64, opts: Options, intr: &Interrupt) -> Resu
         cancelled_at: None,
         opts,
     };
+    state.next = catch_up(client, id, &mut out, intr)?;
     let mut connected_once = false;
     let mut attempt = 0u32;
     loop {
@@ -191,6 +206,46 @@ pub fn follow(client: &Client, id: i64, opts: Options, intr: &Interrupt) -> Resu
             std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
         }
     }
+}
+
+/// Bytes read from `log.txt` at a time.
+const CATCH_UP_BUFFER: usize = 256 * 1024;
+
+/// Prints the lines stored so far from `log.txt`: raw text streamed, far
+/// cheaper per line than JSON frames (a finished run's whole log comes this
+/// way). Returns how many complete lines were printed; the follow over `/ws`
+/// goes on from there. A broken stream just ends the catch-up early (its last
+/// piece, not ended by `\n`, is not printed: the follow sends that line again).
+/// Every stored line is one `\n`-ended line of `log.txt` (no line holds `\n`,
+/// see `domain/lines.rs`), so the count is the next line number.
+fn catch_up(client: &Client, id: i64, out: &mut Out, intr: &Interrupt) -> Result<u64, ClientError> {
+    let mut reader = client.get_reader(&format!("/api/testruns/{id}/log.txt"))?;
+    let mut buf = vec![0u8; CATCH_UP_BUFFER];
+    let mut filled = 0;
+    let mut lines = 0u64;
+    while !intr.is_set() {
+        if filled == buf.len() {
+            // One line longer than the buffer (lines are at most 64 KiB).
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        filled += n;
+        let Some(last) = memchr::memrchr(b'\n', &buf[filled - n..filled]).map(|i| filled - n + i) else {
+            continue;
+        };
+        let complete = &buf[..=last];
+        lines += memchr::memchr_iter(b'\n', complete).count() as u64;
+        out.block(complete)?;
+        buf.copy_within(last + 1..filled, 0);
+        filled -= last + 1;
+    }
+    out.w.flush()?;
+    Ok(lines)
 }
 
 struct State {
@@ -446,7 +501,7 @@ fn connect(client: &Client) -> Result<Socket, ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe, target, write_plain, Target};
+    use super::{describe, target, write_block, write_plain, Target};
     use serde_json::json;
 
     #[test]
@@ -501,6 +556,18 @@ mod tests {
         let mut out = Vec::new();
         write_plain(&mut out, s.as_bytes()).expect("write to a Vec");
         String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_block_of_lines_is_stripped_line_by_line() {
+        let text = "a \x1b[32mok\x1b[0m\nends with ESC \x1b\n\x1b[1mb\x1b[m\nplain\n";
+        let mut out = Vec::new();
+        write_block(&mut out, text.as_bytes(), false).expect("write");
+        let want: String = text.lines().map(|l| plain(l) + "\n").collect();
+        assert_eq!(String::from_utf8(out).expect("utf-8"), want);
+        let mut out = Vec::new();
+        write_block(&mut out, text.as_bytes(), true).expect("write");
+        assert_eq!(out, text.as_bytes(), "colour keeps every byte");
     }
 
     #[test]
