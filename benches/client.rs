@@ -61,9 +61,11 @@ fn main() {
     // The follow below reads the compacted log, as it will be from then on.
     let compacted = || {
         let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-        conn.query_row("SELECT count(*) FROM log_lines WHERE run_id = ?1", [id], |r| r.get::<_, i64>(0))
-            .ok()
-            .map(|rows| rows == 0)
+        conn.query_row("SELECT count(*) FROM log_lines WHERE run_id = ?1", [id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok()
+        .map(|rows| rows == 0)
     };
     let t0 = Instant::now();
     while compacted() != Some(true) && t0.elapsed().as_secs() < 60 {
