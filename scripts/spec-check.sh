@@ -10,14 +10,16 @@
 # of a one-line test (most are refused as invalid), cancels, and worker
 # reports and heartbeats (refused without their token). One finished run,
 # id 1, is there so that the /api/testruns/{id}/… operations reach it.
-# Called by scripts/test.sh; needs python3 with schemathesis and
-# openapi-spec-validator (scripts/test.sh installs them).
+# Called by scripts/test.sh; needs schemathesis and openapi-spec-validator in
+# target/spec-venv (scripts/test.sh installs them there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${TESTSCHEDULER_BIN:-$PWD/target/debug/testscheduler}"
 [ -x "$BIN" ] || cargo build --locked
-SCRIPTS="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
-ST="$(command -v schemathesis || echo "$SCRIPTS/schemathesis")"
+# The spec tools' own Python (scripts/test.sh makes its virtualenv), never the
+# one that runs the tests: their pytest plugins would load into every run.
+SPEC_PY="${SPEC_PY:-$PWD/target/spec-venv/bin/python}"
+ST="$(dirname "$SPEC_PY")/schemathesis"
 
 WORK="$(mktemp -d)"
 SERVER=""
@@ -61,7 +63,7 @@ for _ in range(600):
 print(f"run:      {run['id']} {run['status']}")
 PY
 
-python3 -m openapi_spec_validator "$WORK/openapi.json"
+"$SPEC_PY" -m openapi_spec_validator "$WORK/openapi.json"
 
 cat >"$WORK/schemathesis.toml" <<'TOML'
 [parameters]

@@ -81,13 +81,20 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
     need "pytest" "python3 -m pip install pytest"
 fi
 echo "pytest:   $(python3 -m pytest --version 2>&1 | head -1)"
+# The spec tools live in their own virtualenv: installed beside pytest, their
+# pytest plugins (hypothesis, schemathesis) would load into every test run's
+# pytest and slow its start.
 SPEC_TOOLS=(schemathesis openapi-spec-validator)
-if ! python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
-  python3 -m pip install --quiet "${SPEC_TOOLS[@]}" 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages "${SPEC_TOOLS[@]}" 2>/dev/null ||
-    need "schemathesis and openapi-spec-validator" "python3 -m pip install ${SPEC_TOOLS[*]}"
+SPEC_VENV="$PWD/target/spec-venv"
+export SPEC_PY="$SPEC_VENV/bin/python"
+if ! "$SPEC_PY" -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
+  python3 -m venv "$SPEC_VENV" 2>/dev/null ||
+    { apt_install python3-venv && python3 -m venv "$SPEC_VENV"; } ||
+    need "python3's venv module" "apt-get install -y python3-venv"
+  "$SPEC_PY" -m pip install --quiet "${SPEC_TOOLS[@]}" ||
+    need "schemathesis and openapi-spec-validator" "$SPEC_PY -m pip install ${SPEC_TOOLS[*]}"
 fi
-echo "spec:     schemathesis $(python3 -c 'import schemathesis; print(schemathesis.__version__)'), openapi-spec-validator"
+echo "spec:     schemathesis $("$SPEC_PY" -c 'import schemathesis; print(schemathesis.__version__)'), openapi-spec-validator"
 
 # The browser tests use $CHROMIUM (default /usr/bin/chromium, Debian's package).
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"

@@ -319,6 +319,7 @@ pub async fn revoke_token(
 
 /// Query of `GET /api/audit`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// At most this many entries, newest first (default 100, at most 1000).
     pub limit: Option<u32>,

@@ -53,6 +53,7 @@ pub fn login() {}
 #[utoipa::path(post, path = "/api/logout", tag = "accounts", request_body(content = Option<LogoutBody>),
     responses(
         (status = 200, description = "Signed out; the cookie is cleared", body = LoggedOut),
+        (status = 400, description = "validation_failed", body = ErrorBody),
         (status = 401, description = "unauthenticated", body = ErrorBody)))]
 pub fn logout() {}
 
@@ -76,7 +77,8 @@ pub fn create_token() {}
 #[utoipa::path(get, path = "/api/tokens", tag = "accounts",
     responses(
         (status = 200, body = Vec<TokenInfo>),
-        (status = 401, description = "unauthenticated", body = ErrorBody)))]
+        (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "forbidden (no account under --auth none)", body = ErrorBody)))]
 pub fn list_tokens() {}
 
 /// Revoke one of the caller's tokens (an admin: anyone's); sockets opened with it close.
@@ -84,6 +86,7 @@ pub fn list_tokens() {}
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "forbidden (no account under --auth none)", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody)))]
 pub fn revoke_token() {}
 
@@ -91,6 +94,7 @@ pub fn revoke_token() {}
 #[utoipa::path(get, path = "/api/audit", tag = "accounts", params(AuditQuery),
     responses(
         (status = 200, body = Vec<AuditEntry>),
+        (status = 400, description = "validation_failed", body = ErrorBody),
         (status = 401, description = "unauthenticated", body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody)))]
 pub fn audit() {}

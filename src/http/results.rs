@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 /// `?outcome=failed,error`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
     /// Comma-separated outcomes to keep (`passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`).
     pub outcome: Option<String>,

@@ -965,12 +965,12 @@ export type $defs = Record<string, never>;
 export interface operations {
     audit: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query?: {
                 /** @description At most this many entries, newest first (default 100, at most 1000). */
-                limit: number | null;
+                limit?: number;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -981,6 +981,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditEntry"][];
+                };
+            };
+            /** @description validation_failed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description unauthenticated */
@@ -1103,6 +1112,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LoggedOut"];
+                };
+            };
+            /** @description validation_failed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description unauthenticated */
@@ -1615,12 +1633,13 @@ export interface operations {
     };
     run_results: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Comma-separated outcomes to keep (`passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`). */
+                outcome?: string;
+            };
             header?: never;
             path: {
                 id: number;
-                /** @description Comma-separated outcomes to keep (`passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`). */
-                outcome: string | null;
             };
             cookie?: never;
         };
@@ -1751,6 +1770,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description forbidden (no account under --auth none) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_token: {
@@ -1823,6 +1851,15 @@ export interface operations {
             };
             /** @description unauthenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden (no account under --auth none) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
