@@ -13,6 +13,8 @@ import { useRunsStore } from './runs'
 
 /** How many past results a test's history strip shows. */
 export const HISTORY_LIMIT = 30
+/** How many runs' results are kept (a run may have 20,000 tests): the rest are refetched. */
+const RUNS_KEPT = 5
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e)
@@ -28,6 +30,8 @@ export const useResultsStore = defineStore('results', () => {
   const verdictsError = ref<string | null>(null)
   const verdictsLoading = ref(false)
   const loads = new Map<number, number>()
+  /** Run ids in `byRun`, least recently loaded first. */
+  let kept: number[] = []
 
   /** Fetches (again) the results of run `id`; a slower older answer never wins. */
   async function load(id: number): Promise<void> {
@@ -38,6 +42,9 @@ export const useResultsStore = defineStore('results', () => {
       if (loads.get(id) !== seq) return
       byRun.value[id] = markRaw(res)
       delete errors.value[id]
+      kept = [...kept.filter((other) => other !== id), id]
+      for (const old of kept.splice(0, Math.max(0, kept.length - RUNS_KEPT)))
+        delete byRun.value[old]
     } catch (e) {
       if (loads.get(id) === seq) errors.value[id] = message(e)
     }
