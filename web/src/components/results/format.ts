@@ -59,11 +59,12 @@ const TEST_COLOURS: Record<TestOutcome, string> = {
   xpassed: '#ca8a04',
 }
 
-export function testColour(outcome: TestOutcome): string {
-  return TEST_COLOURS[outcome] ?? '#6b7280'
+/** A result word's colour; grey for a word this app does not know. */
+export function testColour(outcome: TestOutcome | string): string {
+  return TEST_COLOURS[outcome as TestOutcome] ?? '#6b7280'
 }
 
-export function isFailure(outcome: TestOutcome): boolean {
+export function isFailure(outcome: TestOutcome | string): boolean {
   return outcome === 'failed' || outcome === 'error'
 }
 

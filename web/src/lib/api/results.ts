@@ -1,10 +1,14 @@
 // Per-test results, re-runs, a test's history and the verdicts: types and calls
 // (PRODUCT.md, "Results and verdicts").
 //
-// Hand-written until the server's types for these reach `schema.ts`; the
-// shapes are PRODUCT.md's, field for field.
+// History and verdicts come from `schema.ts` (generated from the server's
+// types); the rest is hand-written until the server's types for it land
+// there, PRODUCT.md's shapes field for field.
 import { request } from './client'
+import type { components } from './schema'
 import type { Run } from './types'
+
+type Schemas = components['schemas']
 
 /** A test's result word. */
 export const TEST_OUTCOMES = ['failed', 'error', 'passed', 'skipped', 'xfailed', 'xpassed'] as const
@@ -33,10 +37,7 @@ export interface Summary {
 }
 
 /** The project's git state when a run started. */
-export interface Revision {
-  commit: string
-  dirty: boolean
-}
+export type Revision = Schemas['GitRevision']
 
 /** The fields a run carries about its results and what it asked pytest for. */
 export interface RunResultFields {
@@ -65,35 +66,13 @@ export interface RunResults {
   tests: TestResult[]
 }
 
-/** One past result of a test, newest first. */
-export interface HistoryEntry {
-  run_id: number
-  env_id: number | null
-  revision: Revision | null
-  outcome: TestOutcome
-  duration_s: number | null
-  finished_at: string | null
-}
+/** One past result of a test, newest first (`outcome` one of the TestOutcome words). */
+export type HistoryEntry = Schemas['HistoryEntry']
 
-export type VerdictWord = 'flaky' | 'env_suspect' | 'broken'
-
-export interface TestVerdict {
-  nodeid: string
-  verdict: VerdictWord
-  envs: number[]
-  evidence: number[]
-}
-
-export interface SuspectEnv {
-  id: number
-  verdict: 'suspect'
-  tests: string[]
-}
-
-export interface Verdicts {
-  tests: TestVerdict[]
-  envs: SuspectEnv[]
-}
+export type VerdictWord = Schemas['Verdict']
+export type TestVerdict = Schemas['TestVerdict']
+export type SuspectEnv = Schemas['SuspectEnv']
+export type Verdicts = Schemas['Verdicts']
 
 export interface RerunBody {
   username: string
