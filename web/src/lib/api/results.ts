@@ -48,6 +48,8 @@ export interface RunResultFields {
   select: string[] | null
   keyword: string | null
   markers: string | null
+  /** Why a finished run has only its live counts (no usable JUnit file), or null. */
+  results_note: string | null
 }
 
 /** One test of a run, as `GET /api/testruns/{id}/results` lists it. */
@@ -93,6 +95,7 @@ export function resultFields(run: Run): RunResultFields {
     select: r.select ?? null,
     keyword: r.keyword ?? null,
     markers: r.markers ?? null,
+    results_note: r.results_note ?? null,
   }
 }
 
