@@ -110,7 +110,8 @@ async function violations(page: Page): Promise<string[]> {
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true })
-  server = await startServer(FILES)
+  // One test failing only on an environment is enough to call it suspect here.
+  server = await startServer(FILES, { args: ['--suspect-threshold', '1'] })
   browser = await launchBrowser()
   mixId = (await runOn('./tests/test_mix.py', 1)).id
 })
@@ -150,7 +151,7 @@ describe('results in the web app', () => {
     const text = (await api<Lines>(server, `/api/testruns/${mixId}/lines?from=${line}&limit=1`))
       .lines[0]!
     expect(text).toContain('test_bad')
-    await bad.getByRole('link', { name: /Log line/ }).click()
+    await bad.getByRole('link', { name: /the log line of/ }).click()
     await page.waitForURL(new RegExp(`#L${line + 1}$`))
     const marked = page.locator('[role=log] .line.marked')
     await marked.waitFor()
@@ -238,6 +239,9 @@ describe('results in the web app', () => {
       .evaluateAll((as) => as.map((a) => a.getAttribute('href')))
     expect(links.length).toBeGreaterThan(0)
     for (const href of links) expect(evidence.map((id) => `/runs/${id}`)).toContain(href)
+    const suspect = page.getByTestId('suspect-envs').locator('[data-env-id="2"]')
+    expect(await suspect.innerText()).toMatch(/env 2\s+suspect\s+1 test fails only here/)
+    expect(await suspect.getByRole('link').getAttribute('href')).toBe('/envs')
     expect(await violations(page)).toEqual([])
     await page.screenshot({ path: `${SHOTS}/results-tests-1280.png`, fullPage: true })
     await item.locator('.evidence a').first().click()

@@ -97,6 +97,7 @@ describe('results formatting', () => {
     expect(testDuration(1.5)).toBe('1.50s')
     expect(testDuration(125)).toBe('2m 05s')
     expect(testDuration(null)).toBe('—')
+    expect(testDuration(0.0001)).toBe('<1ms')
     expect(revisionText({ commit: '0123456789abcdef', dirty: true })).toBe('0123456 dirty')
     expect(revisionText({ commit: '0123456789abcdef', dirty: false })).toBe('0123456')
     expect(revisionText(null)).toBe('—')

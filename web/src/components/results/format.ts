@@ -100,6 +100,7 @@ export function lineHash(line: number): string {
 /** `1.23s`, `250ms`, `—`. */
 export function testDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—'
+  if (seconds < 0.0005) return '<1ms'
   if (seconds < 1) return `${Math.round(seconds * 1000)}ms`
   if (seconds < 60) return `${seconds.toFixed(2)}s`
   const m = Math.floor(seconds / 60)
