@@ -292,6 +292,37 @@ describe('RunTests', () => {
     expect(rowIds(el)).toHaveLength(4)
   })
 
+  it('shows a test that failed and then errored in teardown as two rows, opened apart', async () => {
+    const twice: TestResult[] = [
+      { nodeid: 'tests/t.py::test_x', outcome: 'failed', duration_s: 0.1, message: 'no', line: 5 },
+      {
+        nodeid: 'tests/t.py::test_x',
+        outcome: 'error',
+        duration_s: 0.1,
+        message: 'teardown',
+        line: 9,
+      },
+    ]
+    vi.stubGlobal(
+      'fetch',
+      mockFetch({
+        '/api/testruns/7/results': { status: 200, body: { id: 7, tests: twice } },
+        '/api/results/history?nodeid=tests%2Ft.py%3A%3Atest_x&limit=30': { status: 200, body: [] },
+      }),
+    )
+    const { el } = await mount({ run: run() })
+    const rows = [...el.querySelectorAll<HTMLElement>('[role=row][data-nodeid]')]
+    expect(rows.map((r) => r.querySelector('a[href^="#L"]')!.getAttribute('href'))).toEqual([
+      '#L6',
+      '#L10',
+    ])
+    rows[1]!.querySelector('button')!.click()
+    await flush()
+    const buttons = [...el.querySelectorAll('[role=row][data-nodeid] button')]
+    expect(buttons.map((b) => b.getAttribute('aria-expanded'))).toEqual(['false', 'true'])
+    expect(el.querySelectorAll('.c-history')).toHaveLength(1)
+  })
+
   it('says clearly when the results cannot be loaded', async () => {
     vi.stubGlobal(
       'fetch',
