@@ -44,10 +44,10 @@ const OUTCOME_WORDS: Record<RunOutcome, string | null> = {
 }
 
 /** Why a suite could not run, in words; null when its counts say it all. */
-export function outcomeWords(outcome: RunOutcome | null | undefined): string | null {
+export function outcomeWords(outcome: RunOutcome | string | null | undefined): string | null {
   if (!outcome) return null
   // An outcome this app does not know yet is shown as the server says it.
-  return outcome in OUTCOME_WORDS ? OUTCOME_WORDS[outcome] : outcome
+  return outcome in OUTCOME_WORDS ? OUTCOME_WORDS[outcome as RunOutcome] : outcome
 }
 
 const TEST_COLOURS: Record<TestOutcome, string> = {
@@ -136,7 +136,7 @@ export function verdictColour(verdict: VerdictWord): string {
 /** A run's results in a few words: why its suite could not run, and its counts. */
 export function runSummaryText(
   summary: Summary | null | undefined,
-  outcome: RunOutcome | null | undefined,
+  outcome: RunOutcome | string | null | undefined,
 ): string {
   const words = outcomeWords(outcome)
   const counts = summaryText(summary)

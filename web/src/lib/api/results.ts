@@ -1,9 +1,6 @@
 // Per-test results, re-runs, a test's history and the verdicts: types and calls
-// (PRODUCT.md, "Results and verdicts").
-//
-// History and verdicts come from `schema.ts` (generated from the server's
-// types); the rest is hand-written until the server's types for it land
-// there, PRODUCT.md's shapes field for field.
+// (PRODUCT.md, "Results and verdicts"). The shapes come from `schema.ts`,
+// generated from the server's own types (see types.ts).
 import { request } from './client'
 import type { components } from './schema'
 import type { Run } from './types'
@@ -11,10 +8,22 @@ import type { Run } from './types'
 type Schemas = components['schemas']
 
 /** A test's result word. */
-export const TEST_OUTCOMES = ['failed', 'error', 'passed', 'skipped', 'xfailed', 'xpassed'] as const
-export type TestOutcome = (typeof TEST_OUTCOMES)[number]
+export type TestOutcome = Schemas['TestOutcome']
 
-/** pytest's exit code in words, once the run has ended. */
+// A Record over the union: a word the server gains or loses fails typecheck.
+const OUTCOME_ORDER: Record<TestOutcome, true> = {
+  failed: true,
+  error: true,
+  passed: true,
+  skipped: true,
+  xfailed: true,
+  xpassed: true,
+}
+
+/** Every result word, failures first (the order of the outcome filter). */
+export const TEST_OUTCOMES = Object.keys(OUTCOME_ORDER) as readonly TestOutcome[]
+
+/** pytest's exit code in words, once the run has ended (the server sends a string). */
 export type RunOutcome =
   | 'passed'
   | 'tests_failed'
@@ -25,24 +34,15 @@ export type RunOutcome =
   | 'crashed'
 
 /** Counts of a run: live from `-vv` while it goes (`final: false`), JUnit's at the end. */
-export interface Summary {
-  passed: number
-  failed: number
-  error: number
-  skipped: number
-  xfailed: number
-  xpassed: number
-  total: number
-  final: boolean
-}
+export type Summary = Schemas['Summary']
 
 /** The project's git state when a run started. */
-export type Revision = Schemas['GitRevision']
+export type Revision = Schemas['Revision']
 
-/** The fields a run carries about its results and what it asked pytest for. */
+/** The fields a run carries about its results and what it asked pytest for, null when absent. */
 export interface RunResultFields {
   summary: Summary | null
-  outcome: RunOutcome | null
+  outcome: string | null
   revision: Revision | null
   rerun_of: number | null
   select: string[] | null
@@ -52,21 +52,9 @@ export interface RunResultFields {
   results_note: string | null
 }
 
-/** One test of a run, as `GET /api/testruns/{id}/results` lists it. */
-export interface TestResult {
-  nodeid: string
-  outcome: TestOutcome
-  duration_s: number | null
-  message: string | null
-  /** 0-based line of the run's output that reports it. */
-  line: number | null
-}
-
-export interface RunResults {
-  id: number
-  summary: Summary | null
-  tests: TestResult[]
-}
+/** One test of a run, as `GET /api/testruns/{id}/results` lists it (`line` 0-based). */
+export type TestResult = Schemas['TestResult']
+export type RunResults = Schemas['RunResults']
 
 /** One past result of a test, newest first (`outcome` one of the TestOutcome words). */
 export type HistoryEntry = Schemas['HistoryEntry']
@@ -76,17 +64,10 @@ export type TestVerdict = Schemas['TestVerdict']
 export type SuspectEnv = Schemas['SuspectEnv']
 export type Verdicts = Schemas['Verdicts']
 
-export interface RerunBody {
-  username: string
-  only_failed?: boolean
-  env_id?: number
-  labels?: string[]
-  wait?: boolean
-}
+export type RerunBody = Schemas['RerunBody']
 
-/** A run's result fields; null for each one an older server (or run) leaves out. */
-export function resultFields(run: Run): RunResultFields {
-  const r = run as Run & Partial<RunResultFields>
+/** A run's result fields; null for each one the server leaves out. */
+export function resultFields(r: Run): RunResultFields {
   return {
     summary: r.summary ?? null,
     outcome: r.outcome ?? null,
