@@ -289,6 +289,33 @@ describe('results in the web app', () => {
     await context.close()
   })
 
+  it('narrows a run from the queue form with -k', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await page.goto(`${server.url}/`)
+    await page.getByLabel('Name').fill('narrower')
+    await page.getByLabel('Environment').selectOption('4')
+    await page.getByLabel('Test path').fill('./tests/test_mix.py')
+    await page.getByText('Narrow with -k / -m').click()
+    await page.getByLabel('Keyword (-k)').fill('ok')
+    await page.getByRole('button', { name: 'Queue run' }).click()
+    await page.getByRole('status').getByRole('link').click()
+    await page.waitForURL(/\/runs\/\d+$/)
+    const id = Number(new URL(page.url()).pathname.split('/').pop())
+    const run = await finished(id)
+    expect((run as Run & { keyword: string | null }).keyword).toBe('ok')
+    const results = await api<Results>(server, `/api/testruns/${id}/results`)
+    expect(results.tests.map((t) => t.nodeid)).toEqual([
+      'tests/test_mix.py::test_ok_one',
+      'tests/test_mix.py::test_ok_two',
+    ])
+    await page.locator('[role=row][data-nodeid]').nth(1).waitFor()
+    expect(await page.locator('dt', { hasText: 'Keyword (-k)' }).locator('+ dd').innerText()).toBe(
+      'ok',
+    )
+    clean(problems)
+    await context.close()
+  })
+
   it('fits a phone: run page, runs list and /tests never scroll sideways', async () => {
     const { page, problems, context } = await newPage(browser, {
       viewport: { width: 390, height: 844 },
