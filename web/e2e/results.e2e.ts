@@ -1,7 +1,8 @@
 // End to end, results and verdicts: the real binary runs real pytest; the
 // run page's tests table, its log links, Re-run failed, the runs list's
 // summaries and the verdicts on /tests, in headless Chromium.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -42,6 +43,18 @@ def test_err(broken):
 @pytest.mark.skip(reason="not today")
 def test_skipped():
     pass
+`,
+  // Its second test waits for the e2e test to drop a file: a run caught mid-way.
+  'tests/test_gate.py': `
+import pathlib, time
+
+def test_first():
+    pass
+
+def test_gated():
+    gate = pathlib.Path(__file__).parent.parent / "gate"
+    while not gate.exists():
+        time.sleep(0.05)
 `,
   // 20,000 tests, one in a thousand failing: the table must stay quick.
   'tests/test_many.py': `
@@ -285,6 +298,27 @@ describe('results in the web app', () => {
     await page.locator('[role=table] .scroller').evaluate((el) => (el.scrollTop = el.scrollHeight))
     await page.locator('[data-nodeid="tests/test_many.py::test_many[19998]"]').waitFor()
     console.log(`20,000 tests: first row ${shown} ms after navigation, a search ${searched} ms`)
+    clean(problems)
+    await context.close()
+  })
+
+  it('shows the live summary while running, then the table when the run ends, unreloaded', async () => {
+    const run = await api<Run>(server, '/api/testruns', {
+      username: 'e2e',
+      env_id: 5,
+      path: './tests/test_gate.py',
+    })
+    const { page, problems, context } = await newPage(browser)
+    await page.goto(`${server.url}/runs/${run.id}`)
+    const summary = page.getByTestId('run-summary')
+    await page.getByText('1 passed so far').waitFor()
+    expect(await summary.innerText()).toBe('1 passed so far')
+    expect(await page.getByRole('button', { name: 'Re-run' }).count()).toBe(0)
+    writeFileSync(join(server.dir, 'gate'), '')
+    await page.locator('[role=row][data-nodeid="tests/test_gate.py::test_gated"]').waitFor()
+    expect(await summary.innerText()).toBe('2 passed')
+    await page.getByRole('button', { name: 'Re-run', exact: true }).waitFor()
+    expect(await page.getByRole('button', { name: 'Re-run failed' }).count()).toBe(0)
     clean(problems)
     await context.close()
   })
