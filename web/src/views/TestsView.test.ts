@@ -98,6 +98,11 @@ describe('TestsView', () => {
     expect(suspect.textContent).toContain('board-2 (#2)')
     expect(suspect.textContent).toContain('3 tests fail only here')
     expect(suspect.querySelector('a')!.getAttribute('href')).toBe('/envs')
+    expect([...suspect.querySelectorAll('details li')].map((li) => li.textContent)).toEqual([
+      'a',
+      'b',
+      'c',
+    ])
   })
 
   it('says so for a healthy history', async () => {
