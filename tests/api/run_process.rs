@@ -97,7 +97,7 @@ fn the_timeout_stops_a_test_that_closed_its_output_pipe() {
     let (app, pid_file) = pipe_closing_app();
     let (status, run) = app.post(
         "/api/testruns",
-        json!({"username": "tester", "env_id": 2, "path": "./tests/test_closer.py", "timeout_s": 2}),
+        json!({"username": "tester", "env_id": 2, "path": "./tests/test_closer.py", "timeout_s": 8}),
     );
     assert_eq!(status, 201, "{run}");
     let id = run["id"].as_i64().expect("id");

@@ -53,7 +53,7 @@ fn the_timeout_stops_a_remote_test_that_closed_its_output_pipe() {
     let (_redis, app, worker, pid_file) = closer_setup("closer-timeout");
     let (status, run) = app.post(
         "/api/testruns",
-        json!({"username": "tester", "env_id": 2, "path": "./tests/test_closer.py", "timeout_s": 2}),
+        json!({"username": "tester", "env_id": 2, "path": "./tests/test_closer.py", "timeout_s": 8}),
     );
     assert_eq!(status, 201, "{run}");
     let id = id_of(&run);
