@@ -7,7 +7,7 @@ import { button, fakeServer, flush, input, mount, type Reply } from '../componen
 import LoginView from './LoginView.vue'
 
 const Root = defineComponent({ render: () => h(RouterView) })
-const Page = defineComponent({ render: () => h('p', 'page') })
+const Page = { render: () => h('p', 'page') }
 const routes = [
   { path: '/', name: 'runs', component: Page },
   { path: '/login', name: 'login', component: LoginView },
