@@ -32,7 +32,7 @@ describe('allowed', () => {
     ['enable', null, true, false, false, true],
     ['manageUsers', null, true, false, false, true],
     ['audit', null, true, false, false, true],
-    ['tokens', null, true, true, true, true],
+    ['tokens', null, false, true, true, true],
   ]
   it.each(table)('%s of %s: none %s, viewer %s, runner %s, admin %s', (a, owner, n, v, r, ad) => {
     expect([none, viewer, runner, admin].map((me) => allowed(me, a, owner))).toEqual([n, v, r, ad])
@@ -66,7 +66,10 @@ describe('useMeStore', () => {
     fakeServer({
       'GET /api/me': {
         status: 401,
-        body: { message: 'sign in', code: 'unauthenticated', setup_required: true },
+        body: {
+          message: 'Sign in first. No account exists yet: create the first admin with …',
+          code: 'unauthenticated',
+        },
       },
     })
     const handler = vi.fn()

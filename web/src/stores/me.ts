@@ -30,6 +30,8 @@ const VIEWER: ReadonlySet<Action> = new Set(['tokens'])
 /** May `me` do `action` (to a thing of `owner`'s, for cancel, re-run and release)? */
 export function allowed(me: Me | null, action: Action, owner?: string | null): boolean {
   if (!me) return false
+  // Tokens belong to accounts: under `none` there is nobody to issue one to.
+  if (action === 'tokens') return me.username !== null
   if (me.auth === 'none' || me.role === 'admin') return true
   if (me.username === null) return false
   const set = me.role === 'runner' ? RUNNER : VIEWER
@@ -48,7 +50,7 @@ export function safeReturnPath(value: unknown): string {
 /** A 401 from `/api/me` that says no account exists yet (the server's first start). */
 export function noAccountsYet(error: ApiError): boolean {
   const body = error.body as Record<string, unknown>
-  return body.setup_required === true || body.code === 'no_accounts'
+  return body.setup_required === true || /no account exists yet/i.test(error.body.message)
 }
 
 const RECHECK_MS = 5_000

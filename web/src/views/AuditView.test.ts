@@ -8,7 +8,7 @@ const entry = (at: string, action: string) => ({
   actor: 'ada',
   action,
   target: 'run 4',
-  detail: null,
+  detail: '',
 })
 
 afterEach(() => {

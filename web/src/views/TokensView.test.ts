@@ -9,6 +9,7 @@ const CI = {
   created_at: '2026-11-01T10:00:00Z',
   expires_at: '2027-01-30T10:00:00Z',
   last_used: '2026-12-01T09:00:00Z',
+  expired: false,
 }
 const signedIn = () => {
   useMeStore().me = { username: 'rob', role: 'runner', auth: 'local' }

@@ -34,15 +34,16 @@ export interface TokenInfo {
   created_at: string
   expires_at: string
   last_used: string | null
+  expired: boolean
 }
 
 /** One `GET /api/audit` entry. */
 export interface AuditEntry {
   at: string
-  actor: string | null
+  actor: string
   action: string
-  target: string | null
-  detail: string | null
+  target: string
+  detail: string
 }
 
 export const authApi = {
