@@ -105,6 +105,10 @@ async function shoot(page: Page, name: string): Promise<void> {
   await page.setViewportSize({ width: 1280, height: 860 })
 }
 
+/** The login page with `next` set to `path`. */
+const loginTo = (path: string) => (url: URL) =>
+  url.pathname === '/login' && url.searchParams.get('next') === path
+
 async function signIn(page: Page, who: Who, password: string = PASSWORDS[who]): Promise<void> {
   await page.getByLabel('Name', { exact: true }).fill(who)
   await page.getByLabel('Password', { exact: true }).fill(password)
@@ -128,7 +132,7 @@ describe.skipIf(!HAS_ACCOUNTS)('accounts', () => {
   it('a runner signs in, comes back to where they were going, queues and signs out', async () => {
     const { context, page, problems } = await open()
     await page.goto(`${server.url}/envs`)
-    await page.waitForURL(/\/login\?next=%2Fenvs$/)
+    await page.waitForURL(loginTo('/envs'))
     await page.getByRole('heading', { name: 'Sign in' }).waitFor()
     // Nothing of the app's navigation is offered before signing in.
     expect(await page.getByRole('link', { name: 'Environments' }).count()).toBe(0)
@@ -176,7 +180,7 @@ describe.skipIf(!HAS_ACCOUNTS)('accounts', () => {
     await page.getByRole('button', { name: 'Sign in' }).waitFor()
     // The session is gone: the app sends the visitor back to the login page.
     await page.goto(`${server.url}/runs/1`)
-    await page.waitForURL(/\/login\?next=%2Fruns%2F1$/)
+    await page.waitForURL(loginTo('/runs/1'))
     expect(unexpected(problems)).toEqual([])
     await context.close()
   })
