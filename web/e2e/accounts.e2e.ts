@@ -185,6 +185,22 @@ describe.skipIf(!HAS_ACCOUNTS)('accounts', () => {
     await context.close()
   })
 
+  it('signing out in one tab takes the other to the login page when its /ws closes', async () => {
+    const { context, page, problems } = await open('rob')
+    await page.goto(`${server.url}/envs`)
+    await page.locator('[data-env-id="1"]').waitFor()
+    await page.locator('header.topbar').getByText('Live').waitFor()
+    const other = await context.newPage()
+    await other.goto(`${server.url}/`)
+    await other.getByRole('button', { name: 'Sign out' }).click()
+    await other.waitForURL(/\/login$/)
+    // Nothing was asked of the first tab: the server closed its socket, /api/me said 401.
+    await page.waitForURL(loginTo('/envs'))
+    await page.getByRole('button', { name: 'Sign in' }).waitFor()
+    expect(unexpected(problems)).toEqual([])
+    await context.close()
+  })
+
   it('a viewer sees no Queue button, nor Reserve or Disable', async () => {
     const { context, page, problems } = await open('vera')
     await page.getByRole('heading', { name: 'Queue a run' }).waitFor()

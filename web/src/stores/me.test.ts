@@ -132,7 +132,23 @@ describe('useMeStore', () => {
     expect([me.signedIn, me.unauthenticated]).toEqual([false, true])
   })
 
-  it('rechecks after the live connection closed, but never under --auth none', async () => {
+  it('rechecks once at a time with accounts on; a 401 then signs out', async () => {
+    let session = true
+    const calls = fakeServer({
+      'GET /api/me': () =>
+        session
+          ? { status: 200, body: runner }
+          : { status: 401, body: { message: 'ended', code: 'unauthenticated' } },
+    })
+    const me = useMeStore()
+    await me.load()
+    session = false
+    await Promise.all([me.recheck(), me.recheck()])
+    expect(calls.filter((c) => c.url === '/api/me')).toHaveLength(2)
+    expect([me.signedIn, me.unauthenticated]).toEqual([false, true])
+  })
+
+  it('never rechecks under --auth none', async () => {
     const calls = fakeServer({ 'GET /api/me': { status: 200, body: none } })
     const me = useMeStore()
     await me.load()

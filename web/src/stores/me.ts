@@ -53,7 +53,6 @@ export function noAccountsYet(error: ApiError): boolean {
   return body.setup_required === true || /no account exists yet/i.test(error.body.message)
 }
 
-const RECHECK_MS = 5_000
 const NO_ACCOUNTS: Me = { username: null, role: 'admin', auth: 'none' }
 
 export const useMeStore = defineStore('me', () => {
@@ -66,7 +65,7 @@ export const useMeStore = defineStore('me', () => {
   /** The server has no accounts yet: the login page says how to create the first admin. */
   const firstRun = ref(false)
   let pending: Promise<void> | null = null
-  let lastCheck = 0
+  let rechecking: Promise<void> | null = null
 
   const mode = computed<AuthMode | null>(() => me.value?.auth ?? null)
   /** Accounts are on: a mode other than `none`, or a 401 (which `none` never answers). */
@@ -81,7 +80,6 @@ export const useMeStore = defineStore('me', () => {
   const isAdmin = computed(() => signedIn.value && role.value === 'admin')
 
   async function fetchMe(): Promise<void> {
-    lastCheck = Date.now()
     try {
       set(await authApi.me())
     } catch (e) {
@@ -102,11 +100,12 @@ export const useMeStore = defineStore('me', () => {
     return pending
   }
 
-  /** Asks again when the live connection closes (a revoked session shows as a refusal
-   * there) or while the server could not be asked; never under `--auth none`. */
-  async function recheck(): Promise<void> {
-    if (mode.value === 'none' || Date.now() - lastCheck < RECHECK_MS) return
-    await fetchMe()
+  /** Asks again when the live connection closed (a revoked session shows as a refusal
+   * there); never under `--auth none`. One question at a time. */
+  function recheck(): Promise<void> {
+    if (mode.value === 'none') return Promise.resolve()
+    rechecking ??= fetchMe().finally(() => (rechecking = null))
+    return rechecking
   }
 
   function set(next: Me) {
