@@ -265,4 +265,24 @@ describe.skipIf(!HAS_ACCOUNTS)('accounts', () => {
     expect(unexpected(problems)).toEqual([])
     await context.close()
   })
+
+  it('a server without accounts yet shows how to create the first admin (dark)', async () => {
+    const fresh = await startServer(undefined, { args: ['--auth', 'local'] })
+    try {
+      const { context, page, problems } = await newPage(browser, {
+        bypassCSP: true,
+        colorScheme: 'dark',
+      })
+      await page.goto(`${fresh.url}/`)
+      await page.waitForURL(loginTo('/'))
+      await page.getByRole('note').getByText('No accounts exist yet.').waitFor()
+      expect(await page.getByRole('note').textContent()).toContain('users add NAME --role admin')
+      expect(await violations(page)).toEqual([])
+      await shoot(page, 'login-first-run-dark')
+      expect(unexpected(problems)).toEqual([])
+      await context.close()
+    } finally {
+      await fresh.stop()
+    }
+  })
 })
