@@ -241,7 +241,15 @@ describe.skipIf(!HAS_ACCOUNTS)('accounts', () => {
       headers: { Authorization: `Bearer ${token}` },
     })
     expect(after.status).toBe(401)
+
+    // Signed in elsewhere too (another browser): Sign out everywhere ends both.
+    const elsewhere = await open('rob')
+    await page.getByRole('button', { name: 'Sign out everywhere' }).click()
+    await page.waitForURL(/\/login$/)
+    await elsewhere.page.waitForURL(loginTo('/'))
     expect(unexpected(problems)).toEqual([])
+    expect(unexpected(elsewhere.problems)).toEqual([])
+    await elsewhere.context.close()
     await context.close()
   })
 

@@ -53,8 +53,11 @@ export const authApi = {
   login(username: string, password: string): Promise<LoginReply> {
     return request('POST', '/api/login', { username, password }, { quiet401: true })
   },
-  logout(): Promise<void> {
-    return request('POST', '/api/logout', undefined, { quiet401: true })
+  /** Ends this session, or with `everywhere` every session of the account. */
+  logout(everywhere = false): Promise<{ sessions_ended: number }> {
+    return request('POST', '/api/logout', everywhere ? { everywhere } : undefined, {
+      quiet401: true,
+    })
   },
   tokens(): Promise<TokenInfo[]> {
     return request('GET', '/api/tokens')
