@@ -129,6 +129,12 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     pub notify_urls: Vec<String>,
+    /// An environment is `suspect` when at least N distinct tests are `env_suspect` on it (docs/verdicts.md).
+    #[arg(long, env = "TESTSCHEDULER_SUSPECT_THRESHOLD", default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub suspect_threshold: u64,
+    /// Disable an environment once it becomes `suspect` on new evidence, until someone enables it.
+    #[arg(long, env = "TESTSCHEDULER_QUARANTINE")]
+    pub quarantine: bool,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -374,6 +380,10 @@ pub struct Config {
     pub search_budget: Duration,
     /// Where run-finished notices are POSTed (`--notify-url`).
     pub notify_urls: Vec<String>,
+    /// `--suspect-threshold`: `env_suspect` tests that make an environment `suspect`.
+    pub suspect_threshold: usize,
+    /// `--quarantine`: disable an environment that becomes `suspect`.
+    pub quarantine: bool,
 }
 
 impl Config {
@@ -502,6 +512,8 @@ impl Config {
             ws_queue_bytes: usize::try_from(args.ws_queue_bytes).unwrap_or(usize::MAX),
             search_budget: Duration::from_millis(args.search_budget_ms),
             notify_urls: args.notify_urls,
+            suspect_threshold: usize::try_from(args.suspect_threshold).unwrap_or(usize::MAX),
+            quarantine: args.quarantine,
         })
     }
 

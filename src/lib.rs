@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod protocol;
+pub mod quarantine;
 pub mod runner;
 pub mod scheduler;
 pub mod startup;

@@ -66,7 +66,7 @@ pub fn start(urls: &[String], hub: &Hub) -> std::io::Result<()> {
 }
 
 /// The run of a `taskChanged` frame whose status is finished.
-fn finished_run(frame: &str) -> Option<Value> {
+pub(crate) fn finished_run(frame: &str) -> Option<Value> {
     let mut v: Value = serde_json::from_str(frame).ok()?;
     if v["event"] != "taskChanged" {
         return None;

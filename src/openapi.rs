@@ -40,6 +40,8 @@ use utoipa::{OpenApi, ToSchema};
         run_log_txt,
         run_lines,
         run_search,
+        verdicts,
+        results_history,
         healthz
     ),
     components(schemas(
@@ -60,7 +62,14 @@ use utoipa::{OpenApi, ToSchema};
         HeartbeatAnswer,
         Health,
         WsServerEvent,
-        WsClientOp
+        WsClientOp,
+        crate::domain::verdicts::Verdicts,
+        crate::domain::verdicts::TestVerdict,
+        crate::domain::verdicts::Verdict,
+        crate::domain::verdicts::SuspectEnv,
+        crate::domain::verdicts::EnvVerdict,
+        crate::domain::verdicts::GitRevision,
+        crate::store::verdicts::HistoryEntry
     ))
 )]
 pub struct ApiDoc;
@@ -341,6 +350,20 @@ fn run_lines() {}
         (status = 400, description = "validation_failed", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody)))]
 fn run_search() {}
+
+/// Each test's verdict over its last `window` results, and the suspect environments (docs/verdicts.md).
+#[utoipa::path(get, path = "/api/verdicts", tag = "results", params(crate::http::verdicts::VerdictsQuery),
+    responses(
+        (status = 200, body = crate::domain::verdicts::Verdicts),
+        (status = 400, description = "validation_failed", body = ErrorBody)))]
+fn verdicts() {}
+
+/// One test's results across recent runs, newest first.
+#[utoipa::path(get, path = "/api/results/history", tag = "results", params(crate::http::verdicts::HistoryQuery),
+    responses(
+        (status = 200, body = Vec<crate::store::verdicts::HistoryEntry>),
+        (status = 400, description = "validation_failed", body = ErrorBody)))]
+fn results_history() {}
 
 /// 200 while the database answers.
 #[utoipa::path(get, path = "/healthz", tag = "health",

@@ -98,6 +98,13 @@ impl Application {
             path: config.database.display().to_string(),
             source,
         };
+        crate::quarantine::start(
+            config.quarantine,
+            config.suspect_threshold,
+            store.clone(),
+            scheduler.clone(),
+            &hub,
+        )?;
         scheduler.recover().map_err(store_error)?;
         // Remote runs are judged by their leases, also by a server started
         // without --redis after one that had it.

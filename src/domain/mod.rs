@@ -7,6 +7,7 @@ pub mod lines;
 pub mod queue;
 pub mod run;
 pub mod transition;
+pub mod verdicts;
 
 pub use catalog::{Catalog, EnvDef, EnvView};
 pub use envs::EnvSet;

@@ -12,6 +12,7 @@ pub mod run_reports;
 pub mod runs;
 pub mod spa;
 pub mod test_tree;
+pub mod verdicts;
 pub mod worker_api;
 pub mod ws;
 
@@ -58,6 +59,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/testruns/{id}/log.txt").get(runs::log_txt))
                 .service(resource("/testruns/{id}/lines").get(runs::lines))
                 .service(resource("/testruns/{id}/search").get(runs::search))
+                .service(resource("/verdicts").get(verdicts::verdicts))
+                .service(resource("/results/history").get(verdicts::history))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(fallback));

@@ -14,6 +14,7 @@ pub mod queue;
 pub mod remote;
 pub mod reservations;
 pub mod runs;
+pub mod verdicts;
 pub mod writer;
 
 use r2d2_sqlite::SqliteConnectionManager;

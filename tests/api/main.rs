@@ -20,5 +20,6 @@ mod shutdown;
 mod spa;
 mod storage;
 mod symlinks;
+mod verdicts;
 mod workers;
 mod ws;

@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/results/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One test's results across recent runs, newest first. */
+        get: operations["results_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/testruns": {
         parameters: {
             query?: never;
@@ -159,6 +176,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/verdicts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each test's verdict over its last `window` results, and the suspect environments (docs/verdicts.md). */
+        get: operations["verdicts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workers": {
         parameters: {
             query?: never;
@@ -232,6 +266,11 @@ export interface components {
             username?: string | null;
             wait?: boolean;
         };
+        /**
+         * @description An environment's verdict (only `suspect` exists).
+         * @enum {string}
+         */
+        EnvVerdict: "suspect";
         /** @description One environment as `GET /api/envs` and `envChanged` show it. */
         EnvView: {
             description: string;
@@ -268,6 +307,12 @@ export interface components {
              */
             run_id?: number | null;
         };
+        /** @description The project directory's git state when a run started. */
+        GitRevision: {
+            commit: string;
+            /** @description `git status --porcelain --untracked-files=no` was not empty. */
+            dirty: boolean;
+        };
         /** @description `GET /healthz` while the database answers. */
         Health: {
             status: string;
@@ -290,6 +335,20 @@ export interface components {
              * @description The server's lease, in seconds.
              */
             lease_s: number;
+        };
+        /** @description One result of a test's history: `GET /api/results/history`. */
+        HistoryEntry: {
+            /** Format: double */
+            duration_s?: number | null;
+            /** Format: int32 */
+            env_id: number;
+            /** @description When the run ended (RFC 3339). */
+            finished_at?: string | null;
+            /** @description `passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`. */
+            outcome: string;
+            revision?: null | components["schemas"]["GitRevision"];
+            /** Format: int64 */
+            run_id: number;
         };
         /** @description Who holds an environment: a run, or a reservation made by hand. */
         Holder: {
@@ -448,6 +507,41 @@ export interface components {
             /** @description More lines match than `limit`. */
             more: boolean;
         };
+        /** @description An environment on which at least the threshold of tests are `env_suspect`. */
+        SuspectEnv: {
+            /** Format: int32 */
+            id: number;
+            /** @description The node ids `env_suspect` on it, sorted. */
+            tests: string[];
+            verdict: components["schemas"]["EnvVerdict"];
+        };
+        /** @description One test with a verdict. */
+        TestVerdict: {
+            /**
+             * @description `flaky`: where it passed and failed at one revision; `env_suspect`: the
+             *     environments it fails only on; `broken`: where its last fails ran. Ascending.
+             */
+            envs: number[];
+            /** @description The run ids the verdict rests on, newest first. */
+            evidence: number[];
+            nodeid: string;
+            verdict: components["schemas"]["Verdict"];
+        };
+        /**
+         * @description A test's verdict, first rule that holds wins (flaky > env_suspect > broken).
+         * @enum {string}
+         */
+        Verdict: "flaky" | "env_suspect" | "broken";
+        /**
+         * @description `GET /api/verdicts`: tests with a verdict and suspect environments; a
+         *     healthy history gives two empty lists.
+         */
+        Verdicts: {
+            /** @description Sorted by id. */
+            envs: components["schemas"]["SuspectEnv"][];
+            /** @description Sorted by node id. */
+            tests: components["schemas"]["TestVerdict"][];
+        };
         /** @description One remote worker as the API shows it. */
         WorkerInfo: {
             host: string;
@@ -557,6 +651,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EnvView"][];
+                };
+            };
+        };
+    };
+    results_history: {
+        parameters: {
+            query?: {
+                /** @description The test, as pytest prints it: `tests/test_a.py::TestX::test_y[1]` (required). */
+                nodeid?: string;
+                /** @description At most this many results, newest first: 1 to 1000, default 50. */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryEntry"][];
+                };
+            };
+            /** @description validation_failed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -939,6 +1066,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+        };
+    };
+    verdicts: {
+        parameters: {
+            query?: {
+                /** @description Each test's last N results are judged: 1 to 1000, default 20. */
+                window?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Verdicts"];
+                };
+            };
+            /** @description validation_failed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
