@@ -1,7 +1,7 @@
 // End to end with accounts on (`--auth local`): users made with the real CLI
 // on the test's database, before and while the server runs; login, queueing
 // as a runner, a viewer without a Queue button, tokens, audit, logout.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -22,10 +22,6 @@ const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
 const SHOTS = '/tmp/shots'
 const PASSWORDS = { rob: 'runner-pass-1', vera: 'viewer-pass-1', ada: 'admin-pass-1' } as const
 type Who = keyof typeof PASSWORDS
-
-// Until the server's accounts are merged this binary has no `users` command.
-// TODO(authweb): drop this guard once accounts are in main.
-const HAS_ACCOUNTS = spawnSync(BIN, ['users', '--help']).status === 0
 
 let dir: string
 let server: Server
@@ -48,7 +44,6 @@ async function addUser(name: Who, role: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!HAS_ACCOUNTS) return
   dir = mkdtempSync(join(tmpdir(), 'ts-e2e-auth-'))
   mkdirSync(SHOTS, { recursive: true })
   await addUser('rob', 'runner')
@@ -128,7 +123,7 @@ async function open(
   return opened
 }
 
-describe.skipIf(!HAS_ACCOUNTS)('accounts', () => {
+describe('accounts', () => {
   it('a runner signs in, comes back to where they were going, queues and signs out', async () => {
     const { context, page, problems } = await open()
     await page.goto(`${server.url}/envs`)

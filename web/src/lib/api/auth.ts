@@ -1,12 +1,16 @@
 // Accounts: the signed-in user, login/logout, API tokens and the audit log
-// (PRODUCT.md "Accounts", docs/api.md). Hand-written until the server's
-// accounts types are in openapi.json; the shapes follow the contract.
+// (PRODUCT.md "Accounts", docs/accounts.md). The shapes come from the
+// generated schema.ts; `Me` narrows `auth` to the modes.
 import { request } from './client'
+import type { components } from './schema'
 
-export type Role = 'viewer' | 'runner' | 'admin'
+type Schemas = components['schemas']
+
+export type Role = Schemas['Role']
 export type AuthMode = 'none' | 'local' | 'proxy'
 
-/** `GET /api/me`: under `--auth none`, `{username: null, role: 'admin', auth: 'none'}`. */
+/** `GET /api/me`: under `--auth none`, `{username: null, role: 'admin', auth: 'none'}`.
+ * The document types `auth` as any string; the page knows the three modes. */
 export interface Me {
   username: string | null
   role: Role
@@ -14,47 +18,27 @@ export interface Me {
 }
 
 /** `POST /api/login` → the account signed in (the session cookie comes with it). */
-export interface LoginReply {
-  username: string
-  role: Role
-}
+export type LoginReply = { username: string; role: Role }
 
 /** `POST /api/tokens` → the one answer that carries the token itself. */
-export interface CreatedToken {
-  id: number
-  name: string
-  token: string
-  expires_at: string
-}
+export type CreatedToken = Schemas['TokenCreated']
 
 /** One of `GET /api/tokens` (the caller's own; no secrets). */
-export interface TokenInfo {
-  id: number
-  name: string
-  created_at: string
-  expires_at: string
-  last_used: string | null
-  expired: boolean
-}
+export type TokenInfo = Schemas['TokenInfo']
 
 /** One `GET /api/audit` entry. */
-export interface AuditEntry {
-  at: string
-  actor: string
-  action: string
-  target: string
-  detail: string
-}
+export type AuditEntry = Schemas['AuditEntry']
 
 export const authApi = {
   me(): Promise<Me> {
     return request('GET', '/api/me', undefined, { quiet401: true })
   },
   login(username: string, password: string): Promise<LoginReply> {
-    return request('POST', '/api/login', { username, password }, { quiet401: true })
+    const body: Schemas['LoginBody'] = { username, password }
+    return request('POST', '/api/login', body, { quiet401: true })
   },
   /** Ends this session, or with `everywhere` every session of the account. */
-  logout(everywhere = false): Promise<{ sessions_ended: number }> {
+  logout(everywhere = false): Promise<Schemas['LoggedOut']> {
     return request('POST', '/api/logout', everywhere ? { everywhere } : undefined, {
       quiet401: true,
     })
