@@ -3,9 +3,10 @@
 //! `cat` of the same log. Run with `cargo bench --bench client`; not in CI.
 //!
 //! Three figures: the client following the finished run (`logs ID --follow`,
-//! the same `/ws` code path `submit --follow` uses, bound by the client and
-//! server only), `submit --follow` of a live 1M-line run (bound by the run's
-//! own printing), and `cat` of the stored log.
+//! the same code path `submit --follow` uses: what is stored already comes
+//! over `log.txt`, then `/ws` to the end; bound by the client and server
+//! only, measured once the log is compacted), `submit --follow` of a live
+//! 1M-line run (bound by the run's own printing), and `cat` of the stored log.
 
 mod common;
 
@@ -56,6 +57,20 @@ fn main() {
         .expect("json");
     let id = runs[0]["id"].as_i64().expect("id");
     let total = runs[0]["lines"].as_u64().expect("lines");
+
+    // The follow below reads the compacted log, as it will be from then on.
+    let compacted = || {
+        let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.query_row("SELECT count(*) FROM log_lines WHERE run_id = ?1", [id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok()
+        .map(|rows| rows == 0)
+    };
+    let t0 = Instant::now();
+    while compacted() != Some(true) && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     let log = dir.path().join("run.log");
     let mut file = std::fs::File::create(&log).expect("log file");

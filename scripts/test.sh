@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as README says and CI runs it (.ci/run only calls
 # this). First it checks what the suite needs — Rust, Python with pytest,
-# redis-server, Node.js 20+ with npm, Chromium, cargo-nextest — and installs
-# what it can (pytest with pip; Chromium and Redis with apt-get when running
-# as root; the web app's packages with npm ci when node_modules is stale;
+# schemathesis and openapi-spec-validator, redis-server, Node.js 20+ with
+# npm, Chromium, cargo-nextest — and installs what it can (the Python ones
+# with pip; Chromium and Redis with apt-get when running as root; the web
+# app's packages with npm ci when node_modules is stale;
 # without nextest it uses cargo test), or stops with the one command to run.
-# Then: Rust format, lint, unit and black-box tests; the web app's lint,
+# Then: Rust format, lint, unit and black-box tests; the OpenAPI document
+# against the live server (scripts/spec-check.sh); the web app's lint,
 # types, unit tests and a reproducible build; the end-to-end tests in
 # Chromium; the static release binary's smoke test. It prints how long each
 # stage took, and the total.
@@ -79,6 +81,13 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
     need "pytest" "python3 -m pip install pytest"
 fi
 echo "pytest:   $(python3 -m pytest --version 2>&1 | head -1)"
+SPEC_TOOLS=(schemathesis openapi-spec-validator)
+if ! python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then
+  python3 -m pip install --quiet "${SPEC_TOOLS[@]}" 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages "${SPEC_TOOLS[@]}" 2>/dev/null ||
+    need "schemathesis and openapi-spec-validator" "python3 -m pip install ${SPEC_TOOLS[*]}"
+fi
+echo "spec:     schemathesis $(python3 -c 'import schemathesis; print(schemathesis.__version__)'), openapi-spec-validator"
 
 # The browser tests use $CHROMIUM (default /usr/bin/chromium, Debian's package).
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
@@ -125,6 +134,9 @@ cargo clippy --locked --all-targets -- -D warnings
 step "Rust unit and API tests"
 cargo build --locked
 "${RUST_TESTS[@]}"
+
+step "OpenAPI against the live server (openapi-spec-validator, schemathesis)"
+./scripts/spec-check.sh
 
 step "web: lint, types, unit tests"
 (cd web && npm run lint && npm run typecheck && npm test)

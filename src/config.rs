@@ -144,6 +144,15 @@ pub struct ServeArgs {
     /// Folder for the server's working files (each run's JUnit file) [default: the database file's folder].
     #[arg(long, env = "TESTSCHEDULER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Drop the output of runs that finished more than DAYS days ago (the runs, their summaries and results stay). Off by default.
+    #[arg(long, env = "TESTSCHEDULER_KEEP_LOGS_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub keep_logs_days: Option<u32>,
+    /// Delete runs that finished more than DAYS days ago, with their output and results. Off by default.
+    #[arg(long, env = "TESTSCHEDULER_KEEP_RUNS_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub keep_runs_days: Option<u32>,
+    /// Seconds between two passes of the retention pruner (hidden: tests make it short).
+    #[arg(long, env = "TESTSCHEDULER_PRUNE_EVERY", default_value_t = 600, value_name = "SECONDS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub prune_every: u64,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
     #[command(flatten)]
@@ -306,6 +315,9 @@ pub struct ClientArgs {
     /// API token, sent as `Authorization: Bearer TOKEN`.
     #[arg(long, env = "TESTSCHEDULER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Also trust these CA certificates (PEM) for an https:// server, e.g. one with a self-signed certificate.
+    #[arg(long, env = "TESTSCHEDULER_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Flags of `testscheduler submit`.
@@ -476,6 +488,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `--auth` and its companions.
     pub auth: crate::auth::AuthConfig,
+    /// What retention keeps (`--keep-logs-days`, `--keep-runs-days`) and how often it looks.
+    pub retention: crate::retention::Policy,
 }
 
 impl Config {
@@ -617,6 +631,11 @@ impl Config {
             suspect_threshold: usize::try_from(args.suspect_threshold).unwrap_or(usize::MAX),
             quarantine: args.quarantine,
             data_dir,
+            retention: crate::retention::Policy {
+                keep_logs_days: args.keep_logs_days,
+                keep_runs_days: args.keep_runs_days,
+                every: Duration::from_secs(args.prune_every),
+            },
         })
     }
 

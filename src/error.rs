@@ -30,6 +30,9 @@ pub enum AppError {
     AlreadyFinished(i64),
     #[error("Run {0} has not finished yet")]
     NotFinished(i64),
+    /// Retention (`--keep-logs-days`) dropped the run's output.
+    #[error("The output of run {0} was dropped by retention (--keep-logs-days); the run and its results stay")]
+    LogPruned(i64),
     #[error("Run {0} was claimed by another worker")]
     AlreadyClaimed(i64),
     #[error("Lines must follow on from line {next}")]
@@ -83,6 +86,7 @@ impl AppError {
             AppError::AlreadyFinished(_) | AppError::ReservationOver(_) => "already_finished",
             AppError::NotFinished(_) => "not_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
+            AppError::LogPruned(_) => "log_pruned",
             AppError::LineGap { .. } => "line_gap",
             AppError::ResultsGap { .. } => "results_gap",
             AppError::BodyTooLarge => "body_too_large",
@@ -114,6 +118,7 @@ impl ResponseError for AppError {
             | AppError::AlreadyClaimed(_)
             | AppError::LineGap { .. }
             | AppError::ResultsGap { .. } => StatusCode::CONFLICT,
+            AppError::LogPruned(_) => StatusCode::GONE,
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod protocol;
 pub mod quarantine;
 pub mod results;
+pub mod retention;
 pub mod runner;
 pub mod scheduler;
 pub mod startup;

@@ -407,14 +407,16 @@ fn rerun_run() {}
 
 /// The whole output as one JSON string.
 #[utoipa::path(get, path = "/api/testruns/{id}/logs", tag = "logs", params(("id" = i64, Path)),
-    responses((status = 200, body = LogsBody), (status = 404, description = "not_found", body = ErrorBody)))]
+    responses((status = 200, body = LogsBody), (status = 404, description = "not_found", body = ErrorBody),
+        (status = 410, description = "log_pruned: retention dropped the output", body = ErrorBody)))]
 fn run_logs() {}
 
 /// The raw output, streamed.
 #[utoipa::path(get, path = "/api/testruns/{id}/log.txt", tag = "logs", params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The output, ANSI kept", body = String, content_type = "text/plain"),
-        (status = 404, description = "not_found", body = ErrorBody)))]
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 410, description = "log_pruned: retention dropped the output", body = ErrorBody)))]
 fn run_log_txt() {}
 
 /// A slice of the output.
@@ -422,7 +424,8 @@ fn run_log_txt() {}
     responses(
         (status = 200, body = LinesPage),
         (status = 400, description = "validation_failed", body = ErrorBody),
-        (status = 404, description = "not_found", body = ErrorBody)))]
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 410, description = "log_pruned: retention dropped the output", body = ErrorBody)))]
 fn run_lines() {}
 
 /// The lines that contain a text, ANSI codes ignored.
@@ -430,7 +433,8 @@ fn run_lines() {}
     responses(
         (status = 200, body = SearchResult),
         (status = 400, description = "validation_failed", body = ErrorBody),
-        (status = 404, description = "not_found", body = ErrorBody)))]
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 410, description = "log_pruned: retention dropped the output", body = ErrorBody)))]
 fn run_search() {}
 
 /// Each test's verdict over its last `window` results, and the suspect environments (docs/verdicts.md).

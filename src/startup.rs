@@ -116,6 +116,8 @@ impl Application {
         // without --redis after one that had it.
         scheduler.recover_remote().map_err(store_error)?;
         crate::scheduler::lease::start(scheduler.clone())?;
+        crate::store::compact::start(store.clone())?;
+        crate::retention::start(store.clone(), config.retention)?;
         if config.redis.is_none() {
             pool.start(config.workers, scheduler.local_runs())?;
         }

@@ -8,12 +8,16 @@ use super::{exit, Client, ClientError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
+
+/// A `/ws` connection, over TLS or not.
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// How often a blocked read wakes up to look at Ctrl-C.
 const POLL: Duration = Duration::from_millis(200);
@@ -82,6 +86,11 @@ struct Out {
 }
 
 impl Out {
+    /// Writes complete lines, each ended by `\n`.
+    fn block(&mut self, text: &[u8]) -> std::io::Result<()> {
+        write_block(&mut self.w, text, self.colour)
+    }
+
     fn line(&mut self, line: &str) -> std::io::Result<()> {
         if !self.colour && line.contains('\x1b') {
             write_plain(&mut self.w, line.as_bytes())?;
@@ -92,18 +101,30 @@ impl Out {
     }
 }
 
+/// Writes lines ended by `\n` as one block where it can: as is with `colour`
+/// or without any escape, else each line through [`write_plain`] (so that a
+/// broken sequence never swallows the next line).
+fn write_block(w: &mut impl Write, text: &[u8], colour: bool) -> std::io::Result<()> {
+    if colour || memchr::memchr(0x1b, text).is_none() {
+        return w.write_all(text);
+    }
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', text) {
+        // From the previous `\n` (written as is) to this one.
+        write_plain(w, &text[start..nl])?;
+        start = nl;
+    }
+    w.write_all(&text[start..])
+}
+
 /// Writes `line` without its ANSI escape sequences. The common ones (CSI:
 /// `ESC [ … final`, OSC: `ESC ] … BEL|ESC \\`, two-byte `ESC X`) are skipped
 /// here, in one pass; anything odder goes through strip-ansi-escapes
 /// (measured: that crate alone was most of the client's time on a 1M-line log).
 fn write_plain(w: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
     let mut start = 0;
-    let mut i = 0;
-    while i < line.len() {
-        if line[i] != 0x1b {
-            i += 1;
-            continue;
-        }
+    while let Some(at) = memchr::memchr(0x1b, &line[start..]) {
+        let i = start + at;
         w.write_all(&line[start..i])?;
         let end = match line.get(i + 1) {
             Some(b'[') => line[i + 2..]
@@ -115,10 +136,7 @@ fn write_plain(w: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
             _ => None,
         };
         match end {
-            Some(e) => {
-                i = e;
-                start = e;
-            }
+            Some(e) => start = e,
             None => return w.write_all(&strip_ansi_escapes::strip(&line[i..])),
         }
     }
@@ -146,6 +164,7 @@ pub fn follow(client: &Client, id: i64, opts: Options, intr: &Interrupt) -> Resu
         cancelled_at: None,
         opts,
     };
+    state.next = catch_up(client, id, &mut out, intr)?;
     let mut connected_once = false;
     let mut attempt = 0u32;
     loop {
@@ -189,6 +208,46 @@ pub fn follow(client: &Client, id: i64, opts: Options, intr: &Interrupt) -> Resu
     }
 }
 
+/// Bytes read from `log.txt` at a time.
+const CATCH_UP_BUFFER: usize = 256 * 1024;
+
+/// Prints the lines stored so far from `log.txt`: raw text streamed, far
+/// cheaper per line than JSON frames (a finished run's whole log comes this
+/// way). Returns how many complete lines were printed; the follow over `/ws`
+/// goes on from there. A broken stream just ends the catch-up early (its last
+/// piece, not ended by `\n`, is not printed: the follow sends that line again).
+/// Every stored line is one `\n`-ended line of `log.txt` (no line holds `\n`,
+/// see `domain/lines.rs`), so the count is the next line number.
+fn catch_up(client: &Client, id: i64, out: &mut Out, intr: &Interrupt) -> Result<u64, ClientError> {
+    let mut reader = client.get_reader(&format!("/api/testruns/{id}/log.txt"))?;
+    let mut buf = vec![0u8; CATCH_UP_BUFFER];
+    let mut filled = 0;
+    let mut lines = 0u64;
+    while !intr.is_set() {
+        if filled == buf.len() {
+            // One line longer than the buffer (lines are at most 64 KiB).
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        filled += n;
+        let Some(last) = memchr::memrchr(b'\n', &buf[filled - n..filled]).map(|i| filled - n + i) else {
+            continue;
+        };
+        let complete = &buf[..=last];
+        lines += memchr::memchr_iter(b'\n', complete).count() as u64;
+        out.block(complete)?;
+        buf.copy_within(last + 1..filled, 0);
+        filled -= last + 1;
+    }
+    out.w.flush()?;
+    Ok(lines)
+}
+
 struct State {
     id: i64,
     /// The next line number this client lacks.
@@ -203,7 +262,7 @@ impl State {
     fn session(
         &mut self,
         client: &Client,
-        ws: &mut WebSocket<TcpStream>,
+        ws: &mut Socket,
         out: &mut Out,
         intr: &Interrupt,
     ) -> Result<Ended, ClientError> {
@@ -342,34 +401,69 @@ pub fn describe(run: &Value) -> String {
     }
 }
 
-fn send_follow(ws: &mut WebSocket<TcpStream>, id: i64, from: u64) -> Result<(), String> {
+fn send_follow(ws: &mut Socket, id: i64, from: u64) -> Result<(), String> {
     let op = json!({"op": "follow", "id": id, "from": from}).to_string();
     ws.send(Message::Text(op.into())).map_err(|e| e.to_string())
 }
 
-/// Opens `/ws` on the client's server (plain `ws://`; the token goes along).
-fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
+/// Where `/ws` is for a server URL: `http://H[:P]/prefix` → `ws://H:P/prefix/ws`,
+/// `https://…` → `wss://…` (ports 80 and 443 unless given).
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    /// `host:port` to connect to (brackets kept for IPv6).
+    host_port: String,
+    url: String,
+}
+
+fn target(base: &str) -> Result<Target, String> {
+    let (tls, rest) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(format!("{base:?} is not an http:// or https:// URL")),
+    };
+    let (authority, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(format!("{base:?} has no host"));
+    }
+    let has_port = !authority.ends_with(']') && authority.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok());
+    let host_port = match has_port {
+        true => authority.to_string(),
+        false => format!("{authority}:{}", if tls { 443 } else { 80 }),
+    };
+    let scheme = if tls { "wss" } else { "ws" };
+    Ok(Target {
+        tls,
+        host_port,
+        url: format!("{scheme}://{authority}{prefix}/ws"),
+    })
+}
+
+/// The socket under a `/ws` connection.
+fn tcp(ws: &Socket) -> &TcpStream {
+    match ws.get_ref() {
+        MaybeTlsStream::Rustls(tls) => tls.get_ref(),
+        MaybeTlsStream::Plain(tcp) => tcp,
+        // No other kind is built here (only rustls is enabled).
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("a /ws stream is plain or rustls"),
+    }
+}
+
+/// Opens `/ws` on the client's server: `ws://`, or `wss://` for an https://
+/// server (with the client's TLS configuration); the token goes along.
+fn connect(client: &Client) -> Result<Socket, ClientError> {
     let base = client.base();
     let unreachable = |reason: String| ClientError::Unreachable {
         url: format!("{base}/ws"),
         reason,
     };
-    let Some(rest) = base.strip_prefix("http://") else {
-        return Err(unreachable(
-            "following a log needs an http:// server URL (wss:// is not supported yet)".into(),
-        ));
-    };
-    let (authority, prefix) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let host_port =
-        if authority.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok()) && !authority.ends_with(']') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-    let addr = host_port
+    let target = target(base).map_err(unreachable)?;
+    let addr = target
+        .host_port
         .to_socket_addrs()
         .map_err(|e| unreachable(e.to_string()))?
         .next()
@@ -380,7 +474,7 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| unreachable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{authority}{prefix}/ws"))
+    let mut req = tungstenite::client::IntoClientRequest::into_client_request(target.url.as_str())
         .map_err(|e| unreachable(e.to_string()))?;
     if let Some(token) = client.token() {
         let value = format!("Bearer {token}")
@@ -388,9 +482,14 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
             .map_err(|_| ClientError::Usage("--token: not a valid header value".into()))?;
         req.headers_mut().insert("Authorization", value);
     }
-    match tungstenite::client(req, stream) {
+    let connector = match (target.tls, client.tls()) {
+        (true, Some(config)) => Some(tungstenite::Connector::Rustls(config)),
+        (true, None) => return Err(unreachable("no TLS configuration for a wss:// URL".into())),
+        (false, _) => Some(tungstenite::Connector::Plain),
+    };
+    match tungstenite::client_tls_with_config(req, stream, None, connector) {
         Ok((ws, _)) => {
-            ws.get_ref()
+            tcp(&ws)
                 .set_read_timeout(Some(POLL))
                 .map_err(|e| unreachable(e.to_string()))?;
             Ok(ws)
@@ -402,8 +501,42 @@ fn connect(client: &Client) -> Result<WebSocket<TcpStream>, ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe, write_plain};
+    use super::{describe, target, write_block, write_plain, Target};
     use serde_json::json;
+
+    #[test]
+    fn the_socket_url_follows_the_server_url() {
+        let t = |tls, host_port: &str, url: &str| Target {
+            tls,
+            host_port: host_port.into(),
+            url: url.into(),
+        };
+        let cases = [
+            (
+                "http://127.0.0.1:8000",
+                t(false, "127.0.0.1:8000", "ws://127.0.0.1:8000/ws"),
+            ),
+            (
+                "http://ts.example.com",
+                t(false, "ts.example.com:80", "ws://ts.example.com/ws"),
+            ),
+            (
+                "https://ts.example.com",
+                t(true, "ts.example.com:443", "wss://ts.example.com/ws"),
+            ),
+            (
+                "https://ts.example.com:8443/sub/",
+                t(true, "ts.example.com:8443", "wss://ts.example.com:8443/sub/ws"),
+            ),
+            ("https://[::1]", t(true, "[::1]:443", "wss://[::1]/ws")),
+            ("http://[::1]:9000/a", t(false, "[::1]:9000", "ws://[::1]:9000/a/ws")),
+        ];
+        for (base, want) in cases {
+            assert_eq!(target(base).as_ref(), Ok(&want), "{base}");
+        }
+        assert!(target("ftp://x").is_err());
+        assert!(target("https://").is_err());
+    }
 
     #[test]
     fn queued_runs_show_their_position_and_eta() {
@@ -423,6 +556,18 @@ mod tests {
         let mut out = Vec::new();
         write_plain(&mut out, s.as_bytes()).expect("write to a Vec");
         String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_block_of_lines_is_stripped_line_by_line() {
+        let text = "a \x1b[32mok\x1b[0m\nends with ESC \x1b\n\x1b[1mb\x1b[m\nplain\n";
+        let mut out = Vec::new();
+        write_block(&mut out, text.as_bytes(), false).expect("write");
+        let want: String = text.lines().map(|l| plain(l) + "\n").collect();
+        assert_eq!(String::from_utf8(out).expect("utf-8"), want);
+        let mut out = Vec::new();
+        write_block(&mut out, text.as_bytes(), true).expect("write");
+        assert_eq!(out, text.as_bytes(), "colour keeps every byte");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod follow;
 pub mod logs;
 pub mod runs;
 pub mod submit;
+pub mod tls;
 
 use crate::config::ClientArgs;
 use serde_json::Value;
@@ -92,11 +93,13 @@ pub(crate) fn refused_text(status: &u16, body: &Value) -> String {
     text
 }
 
-/// One server: its base URL, its token and an HTTP agent.
+/// One server: its base URL, its token, an HTTP agent, and (for https://)
+/// the TLS configuration REST and `/ws` share.
 pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -109,20 +112,32 @@ impl Client {
                 args.server
             )));
         }
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(60))
-            .build();
+            .timeout_read(Duration::from_secs(60));
+        let tls = match base.starts_with("https://") || args.ca_file.is_some() {
+            true => Some(tls::config(args.ca_file.as_deref())?),
+            false => None,
+        };
+        if let Some(config) = &tls {
+            agent = agent.tls_config(config.clone());
+        }
         Ok(Client {
             base,
             token: args.token.clone().filter(|t| !t.is_empty()),
-            agent,
+            agent: agent.build(),
+            tls,
         })
     }
 
     /// The server's base URL, without a trailing slash.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The TLS configuration (https:// servers, or `--ca-file` given).
+    pub fn tls(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.tls.clone()
     }
 
     /// The bearer token, if any.

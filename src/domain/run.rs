@@ -126,6 +126,11 @@ pub struct Run {
     /// Why a finished run's counts are only the live ones (no usable JUnit
     /// file), or null.
     pub results_note: Option<String>,
+    /// True once retention (`--keep-logs-days`) dropped the run's output:
+    /// its log endpoints answer `410` `log_pruned`. Always sent; optional in
+    /// the schema so that clients written before it still type-check.
+    #[schema(required = false)]
+    pub logs_pruned: bool,
 }
 
 /// Formats a moment the way the API and the store write it.

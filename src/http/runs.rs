@@ -166,6 +166,9 @@ pub async fn search(
             });
         };
         runs::log_state(&conn, id)?.ok_or_else(|| not_found(id))?;
+        if logs::pruned(&conn, id)? {
+            return Err(AppError::LogPruned(id));
+        }
         Ok(logs::search(&conn, id, &q, limit, deadline)?)
     })
     .await??;
@@ -213,12 +216,18 @@ pub async fn log_txt(path: web::Path<String>, state: web::Data<AppState>) -> Res
         )))
 }
 
-/// The stored line count of run `id`, or 404.
+/// The stored line count of run `id`, or 404, or 410 once retention dropped it.
 async fn log_total(state: &AppState, id: RunId) -> Result<u64, AppError> {
     let store = state.store.clone();
-    let (_, total, _) = web::block(move || -> Result<_, AppError> { Ok(runs::log_state(&*store.conn()?, id)?) })
-        .await??
-        .ok_or_else(|| not_found(id))?;
+    let (state, pruned) = web::block(move || -> Result<_, AppError> {
+        let conn = store.conn()?;
+        Ok((runs::log_state(&conn, id)?, logs::pruned(&conn, id)?))
+    })
+    .await??;
+    let (_, total, _) = state.ok_or_else(|| not_found(id))?;
+    if pruned {
+        return Err(AppError::LogPruned(id));
+    }
     Ok(total)
 }
 

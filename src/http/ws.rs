@@ -260,6 +260,7 @@ async fn connection(
                                     Some(ServerFrame::Error {
                                         message: format!("Follow at most {MAX_FOLLOWS} runs at once on one connection"),
                                         id: Some(id),
+                                        code: None,
                                     })
                                 } else {
                                     let start = match tail { Some(n) => Start::Tail(n), None => Start::From(from.unwrap_or(0)) };
@@ -275,7 +276,7 @@ async fn connection(
                                 }
                                 None
                             }
-                            Err(e) => Some(ServerFrame::Error { message: format!("Malformed message: {e}"), id: None }),
+                            Err(e) => Some(ServerFrame::Error { message: format!("Malformed message: {e}"), id: None, code: None }),
                         };
                         if let Some(frame) = reply {
                             if out.send(frame.to_json()).await.is_err() {
@@ -290,7 +291,7 @@ async fn connection(
                     }
                     actix_ws::AggregatedMessage::Close(_) => break,
                     actix_ws::AggregatedMessage::Binary(_) => {
-                        let frame = ServerFrame::Error { message: "Send JSON text frames".into(), id: None };
+                        let frame = ServerFrame::Error { message: "Send JSON text frames".into(), id: None, code: None };
                         if out.send(frame.to_json()).await.is_err() {
                             break;
                         }
@@ -380,14 +381,28 @@ async fn follow_inner(
     sub: &mut LogSubscription,
 ) -> Result<(), Gone> {
     let store = state.store.clone();
-    let info = web::block(move || -> Result<_, AppError> { Ok(runs::log_state(&*store.conn()?, id)?) }).await;
-    let Ok(Ok(Some((status, total, holds_env)))) = info else {
+    let info = web::block(move || -> Result<_, AppError> {
+        let conn = store.conn()?;
+        Ok((runs::log_state(&conn, id)?, logs::pruned(&conn, id)?))
+    })
+    .await;
+    let Ok(Ok((Some((status, total, holds_env)), pruned))) = info else {
         let frame = ServerFrame::Error {
             message: format!("Run {id} not found"),
             id: Some(id),
+            code: None,
         };
         return out.send(frame.to_json()).await;
     };
+    if pruned {
+        let e = AppError::LogPruned(id);
+        let frame = ServerFrame::Error {
+            message: e.to_string(),
+            id: Some(id),
+            code: Some(e.code()),
+        };
+        return out.send(frame.to_json()).await;
+    }
     let mut cursor = match start {
         Start::From(k) => k,
         Start::Tail(n) => total.saturating_sub(n),

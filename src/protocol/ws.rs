@@ -33,6 +33,9 @@ pub enum ServerFrame<'a> {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<RunId>,
+        /// The REST error code when there is one (`log_pruned`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<&'static str>,
     },
 }
 
@@ -109,6 +112,7 @@ mod tests {
                 ServerFrame::Error {
                     message: "m".into(),
                     id: None,
+                    code: None,
                 },
                 json!({"event": "error", "message": "m"}),
             ),

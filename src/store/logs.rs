@@ -1,7 +1,7 @@
 //! Rows of `log_lines`: one row per output line, numbered from 0. Appends are
 //! idempotent (lines already stored are skipped) and refuse gaps.
 
-use super::StoreError;
+use super::{chunks, StoreError};
 use crate::domain::RunId;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -61,6 +61,15 @@ pub fn record_loss(conn: &Connection, run_id: RunId, reason: &str) -> Result<Opt
     Ok(Some((first, note)))
 }
 
+/// Whether retention dropped run `run_id`'s output (false for an unknown run).
+pub fn pruned(conn: &Connection, run_id: RunId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT logs_pruned FROM runs WHERE id = ?1")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// The stored line count of a run (0 for an unknown run).
 pub fn count(conn: &Connection, run_id: RunId) -> Result<u64, StoreError> {
     let n: Option<i64> = conn
@@ -72,11 +81,6 @@ pub fn count(conn: &Connection, run_id: RunId) -> Result<u64, StoreError> {
 
 /// Largest `/lines` page in bytes of text (a first line is always taken).
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
-
-/// A line number as SQLite stores it; `None` past any line that can exist.
-fn line_param(n: u64) -> Option<i64> {
-    i64::try_from(n).ok()
-}
 
 /// Lines `from .. from + limit` (fewer at the end; none from past the end).
 pub fn read(conn: &Connection, run_id: RunId, from: u64, limit: u32) -> Result<Vec<String>, StoreError> {
@@ -110,16 +114,7 @@ pub fn read_bounded(
     Ok(out)
 }
 
-/// What a [`visit`] callback wants after seeing a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// It took the line; go on.
-    More,
-    /// It took the line; stop.
-    Last,
-    /// It did not take the line; stop before it.
-    Refuse,
-}
+pub use super::chunks::Step;
 
 /// Where a [`visit`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,8 +126,9 @@ pub struct Visited {
 }
 
 /// Shows `f` the stored lines `from, from + 1, …` below `until`, in order,
-/// each text borrowed from SQLite (nothing is copied unless `f` copies it),
-/// until `f` says stop. Memory does not grow with the log.
+/// from rows or compacted chunks alike ([`chunks::scan`]), each text borrowed
+/// (nothing is copied unless `f` copies it), until `f` says stop. Memory does
+/// not grow with the log.
 pub fn visit(
     conn: &Connection,
     run_id: RunId,
@@ -140,28 +136,13 @@ pub fn visit(
     until: u64,
     mut f: impl FnMut(u64, &str) -> Step,
 ) -> Result<Visited, StoreError> {
-    let mut next = from;
-    let (Some(lo), hi) = (line_param(from), line_param(until).unwrap_or(i64::MAX)) else {
-        return Ok(Visited { next, exhausted: true });
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT line, text FROM log_lines WHERE run_id = ?1 AND line >= ?2 AND line < ?3 ORDER BY line",
-    )?;
-    let mut rows = stmt.query(params![run_id, lo, hi])?;
-    while let Some(row) = rows.next()? {
-        let line = row.get::<_, i64>(0)?.max(0) as u64;
-        let raw = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
-        let text = String::from_utf8_lossy(raw);
-        match f(line, &text) {
-            Step::More => next = line.saturating_add(1),
-            Step::Last => {
-                next = line.saturating_add(1);
-                return Ok(Visited { next, exhausted: false });
-            }
-            Step::Refuse => return Ok(Visited { next, exhausted: false }),
-        }
-    }
-    Ok(Visited { next, exhausted: true })
+    let s = chunks::scan(conn, run_id, from, until, None, |line, raw| {
+        f(line, &String::from_utf8_lossy(raw))
+    })?;
+    Ok(Visited {
+        next: s.next,
+        exhausted: s.exhausted,
+    })
 }
 
 /// One line that contains the searched text.
@@ -182,14 +163,11 @@ pub struct Found {
     pub complete: bool,
 }
 
-/// Lines searched between two looks at the clock.
-const SEARCH_RANGE: i64 = 32_768;
-
 /// Lines containing `q` once ANSI codes are removed, at most `limit`, looking
-/// no longer than until `deadline` (then `complete` is false). SQLite scans a
-/// range of lines at a time and returns only candidates: lines that hold `q`
-/// as is or an escape character that may split it; a candidate is read in
-/// place, stripped (into one reused buffer) if it holds ESC, and matched.
+/// no longer than until `deadline` (then `complete` is false). The scan hands
+/// over only candidates (rows that hold `q` as is or an escape character that
+/// may split it, lines of chunks that do); a candidate holding ESC is
+/// stripped (into one reused buffer), and matched.
 pub fn search(
     conn: &Connection,
     run_id: RunId,
@@ -203,43 +181,30 @@ pub fn search(
         more: false,
         complete: true,
     };
-    let end = i64::try_from(count(conn, run_id)?).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(
-        "SELECT line, text FROM log_lines
-         WHERE run_id = ?1 AND line >= ?2 AND line < ?3
-           AND (instr(text, ?4) > 0 OR instr(text, char(27)) > 0)
-         ORDER BY line",
-    )?;
+    let end = count(conn, run_id)?;
     let mut plain = Vec::new();
-    let mut lo = 0i64;
-    while lo < end {
-        if std::time::Instant::now() >= deadline {
-            found.complete = false;
-            return Ok(found);
+    let filter = chunks::Filter { needle: q, deadline };
+    let scanned = chunks::scan(conn, run_id, 0, end, Some(&filter), |line, raw| {
+        let text: &[u8] = if memchr::memchr(0x1b, raw).is_some() {
+            strip_ansi_into(raw, &mut plain);
+            &plain
+        } else {
+            raw
+        };
+        if finder.find(text).is_none() {
+            return Step::More;
         }
-        let hi = lo.saturating_add(SEARCH_RANGE);
-        let mut rows = stmt.query(params![run_id, lo, hi, q])?;
-        while let Some(row) = rows.next()? {
-            let raw = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
-            let text: &[u8] = if memchr::memchr(0x1b, raw).is_some() {
-                strip_ansi_into(raw, &mut plain);
-                &plain
-            } else {
-                raw
-            };
-            if finder.find(text).is_some() {
-                if found.matches.len() as u32 >= limit {
-                    found.more = true;
-                    return Ok(found);
-                }
-                found.matches.push(Match {
-                    line: row.get::<_, i64>(0)?.max(0) as u64,
-                    text: String::from_utf8_lossy(text).into_owned(),
-                });
-            }
+        if found.matches.len() as u32 >= limit {
+            found.more = true;
+            return Step::Refuse;
         }
-        lo = hi;
-    }
+        found.matches.push(Match {
+            line,
+            text: String::from_utf8_lossy(text).into_owned(),
+        });
+        Step::More
+    })?;
+    found.complete = !scanned.timed_out;
     Ok(found)
 }
 

@@ -9,9 +9,12 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod chunks;
+pub mod compact;
 pub mod logs;
 pub mod metrics;
 pub mod migrate;
+pub mod prune;
 pub mod queue;
 pub mod remote;
 pub mod reservations;

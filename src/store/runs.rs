@@ -8,7 +8,7 @@ use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExten
 const COLUMNS: &str =
     "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker,
      priority, labels, queue_position, eta, lines_lost_from,
-     summary, outcome, revision_commit, revision_dirty, rerun_of, select_ids, keyword, markers, results_note";
+     summary, outcome, revision_commit, revision_dirty, rerun_of, select_ids, keyword, markers, results_note, logs_pruned";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     let status: String = r.get(5)?;
@@ -52,6 +52,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         keyword: r.get(23)?,
         markers: r.get(24)?,
         results_note: r.get(25)?,
+        logs_pruned: r.get(26)?,
     })
 }
 

@@ -373,3 +373,35 @@ fn ctrl_c_stops_following_and_the_run_goes_on() {
     let (_, run) = app.get(&format!("/api/testruns/{id}"));
     assert_eq!(run["status"], "running", "only following stopped");
 }
+
+#[test]
+fn a_follow_joining_a_long_live_log_catches_up_then_follows_without_gap_or_repeat() {
+    let app = spawn_app();
+    let burst = "import time\n\ndef test_burst():\n    for i in range(20000):\n        print(f'burst {i:06d} \\033[33mwarn\\033[0m')\n    for i in range(40):\n        print(f'tick {i}', flush=True)\n        time.sleep(0.05)\n";
+    std::fs::write(app.path().join("tests/test_burst.py"), burst).expect("write the test");
+    let id = wait_for_path(&app, "./tests/test_burst.py");
+    app.wait_run(id, Duration::from_secs(60), |r| {
+        r["lines"].as_u64().unwrap_or(0) > 20_000
+    });
+    // Joins with 20,000 lines stored (caught up over log.txt) and the rest live (over /ws).
+    let out = client(&app, &["logs", &id.to_string(), "--follow"]);
+    assert_eq!(code(&out), 0, "stderr: {}", text(&out.stderr));
+    let printed: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    let stored = plain_log(&app, id);
+    assert!(stored.iter().any(|l| l.contains("tick 39")), "the run ended");
+    assert_eq!(printed, stored, "every line once, in order");
+}
+
+/// Queues `path` once discovery has seen it (a file the test just wrote).
+fn wait_for_path(app: &TestApp, path: &str) -> i64 {
+    let mut id = None;
+    wait_until(Duration::from_secs(30), "the new test file to be discovered", || {
+        let (status, body) = app.post(
+            "/api/testruns",
+            serde_json::json!({"username": "tester", "env_id": 1, "path": path}),
+        );
+        id = body["id"].as_i64().filter(|_| status == 201);
+        id.is_some()
+    });
+    id.unwrap_or_default()
+}

@@ -706,6 +706,12 @@ export interface components {
             lines_lost_from?: number | null;
             /** @description True once the run printed at least one line. */
             logs: boolean;
+            /**
+             * @description True once retention (`--keep-logs-days`) dropped the run's output:
+             *     its log endpoints answer `410` `log_pruned`. Always sent; optional in
+             *     the schema so that clients written before it still type-check.
+             */
+            logs_pruned?: boolean;
             /** @description pytest's `-m` expression, or null. */
             markers?: string | null;
             /**
@@ -1464,6 +1470,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description log_pruned: retention dropped the output */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     run_log_txt: {
@@ -1495,6 +1510,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description log_pruned: retention dropped the output */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     run_logs: {
@@ -1518,6 +1542,15 @@ export interface operations {
             };
             /** @description not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description log_pruned: retention dropped the output */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1654,6 +1687,15 @@ export interface operations {
             };
             /** @description not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description log_pruned: retention dropped the output */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
