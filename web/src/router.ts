@@ -11,6 +11,9 @@ const routes: RouteRecordRaw[] = [
   },
   { path: '/envs', name: 'envs', component: () => import('./views/EnvsView.vue') },
   { path: '/tests', name: 'tests', component: () => import('./views/TestsView.vue') },
+  { path: '/login', name: 'login', component: () => import('./views/LoginView.vue') },
+  { path: '/tokens', name: 'tokens', component: () => import('./views/TokensView.vue') },
+  { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue') },
   { path: '/tasks', redirect: '/' },
   { path: '/tasks/:id(\\d+)', redirect: (to) => `/runs/${String(to.params.id)}` },
   {

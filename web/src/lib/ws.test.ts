@@ -138,4 +138,30 @@ describe('LiveSocket', () => {
     expect(timers).toEqual([])
     expect(live.state).toBe('closed')
   })
+
+  it('asks the reconnect gate after a close: retries on yes, stops on no', async () => {
+    const { live, sockets, timers, fireTimer } = harness()
+    const answers = [true, false]
+    const asked: number[] = []
+    live.setReconnectGate(async () => {
+      asked.push(sockets.length)
+      return answers.shift() ?? true
+    })
+    live.start()
+    sockets[0]!.open()
+    sockets[0]!.drop()
+    expect(live.state).toBe('closed')
+    await Promise.resolve()
+    await Promise.resolve()
+    expect(timers).toHaveLength(1)
+    fireTimer()
+    sockets[1]!.drop()
+    await Promise.resolve()
+    await Promise.resolve()
+    expect(asked).toEqual([1, 2])
+    // No: no retry is scheduled until start() again.
+    expect(timers).toHaveLength(0)
+    live.start()
+    expect(sockets).toHaveLength(3)
+  })
 })

@@ -47,6 +47,7 @@ export class LiveSocket {
   private attempt = 0
   private everOpened = false
   private stopped = true
+  private gate: (() => Promise<boolean>) | null = null
   state: ConnectionState = 'closed'
 
   private readonly createSocket: (url: string) => SocketLike
@@ -91,6 +92,12 @@ export class LiveSocket {
     if (this.timer !== null) this.clearTimer(this.timer)
     this.timer = null
     this.connect()
+  }
+
+  /** Asked after every close before retrying (e.g. "is the session still there?");
+   * false stops the socket until `start()`. */
+  setReconnectGate(gate: (() => Promise<boolean>) | null): void {
+    this.gate = gate
   }
 
   onEvent(listener: (event: ServerEvent) => void): () => void {
@@ -181,8 +188,21 @@ export class LiveSocket {
     socket.onclose = () => {
       if (this.socket !== socket) return
       this.socket = null
-      this.scheduleRetry()
+      const gate = this.gate
+      if (!gate) return this.scheduleRetry()
+      this.setState('closed', false)
+      void gate().then(
+        (ok) => this.afterGate(ok),
+        () => this.afterGate(true),
+      )
     }
+  }
+
+  private afterGate(ok: boolean): void {
+    // Stopped, or reconnected by `reconnectNow` meanwhile.
+    if (this.stopped || this.socket !== null || this.timer !== null) return
+    if (ok) this.scheduleRetry()
+    else this.stop()
   }
 
   private scheduleRetry(): void {

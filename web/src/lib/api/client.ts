@@ -14,16 +14,44 @@ import type {
 export class ApiError extends Error {
   readonly status: number
   readonly body: ApiErrorBody
+  /** Seconds to wait, from a `Retry-After` header (a 429), when the server sent one. */
+  readonly retryAfter: number | null
 
-  constructor(status: number, body: ApiErrorBody) {
+  constructor(status: number, body: ApiErrorBody, retryAfter: number | null = null) {
     super(body.message || `HTTP ${status}`)
     this.name = 'ApiError'
     this.status = status
     this.body = body
+    this.retryAfter = retryAfter
   }
 }
 
-export async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
+export interface RequestOptions {
+  /** A 401 here is an answer the caller handles (login, `/api/me`), not a lost session. */
+  quiet401?: boolean
+}
+
+let onUnauthenticated: ((error: ApiError) => void) | null = null
+
+/** Called with every 401 of a call not marked `quiet401`: the session is gone, sign in again. */
+export function setUnauthenticatedHandler(handler: ((error: ApiError) => void) | null): void {
+  onUnauthenticated = handler
+}
+
+function retryAfterSeconds(res: Response): number | null {
+  const value = res.headers.get('Retry-After')
+  if (!value) return null
+  if (/^\d+$/.test(value.trim())) return Number(value.trim())
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000))
+}
+
+export async function request<T>(
+  method: string,
+  url: string,
+  body?: unknown,
+  options: RequestOptions = {},
+): Promise<T> {
   const init: RequestInit = { method, headers: { Accept: 'application/json' } }
   if (body !== undefined) {
     init.headers = { ...init.headers, 'Content-Type': 'application/json' }
@@ -44,7 +72,9 @@ export async function request<T>(method: string, url: string, body?: unknown): P
       data && typeof data === 'object' && 'message' in data
         ? (data as ApiErrorBody)
         : { message: text || res.statusText || `HTTP ${res.status}` }
-    throw new ApiError(res.status, errBody)
+    const error = new ApiError(res.status, errBody, retryAfterSeconds(res))
+    if (res.status === 401 && !options.quiet401) onUnauthenticated?.(error)
+    throw error
   }
   return data as T
 }
