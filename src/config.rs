@@ -9,8 +9,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The default run command; `{path}`, `{env_id}`, `{run_id}` are filled in per argument.
-pub const DEFAULT_COMMAND: &str = "python3 -m pytest --color=yes -vv --capture=no {path}";
+/// The default run command; `{path}`, `{env_id}`, `{run_id}` are filled in per
+/// argument, `{junit}` with a file under the data dir (docs/results.md).
+pub const DEFAULT_COMMAND: &str =
+    "python3 -m pytest --color=yes -vv --capture=no -o junit_family=xunit1 --junitxml={junit} {path}";
 
 /// `testscheduler [serve] [FLAGS]` or `testscheduler worker [FLAGS]`.
 #[derive(Debug, Parser)]
@@ -73,7 +75,7 @@ pub struct ServeArgs {
     /// Prefix of every Redis key.
     #[arg(long, env = "TESTSCHEDULER_REDIS_PREFIX", default_value = "testscheduler:")]
     pub redis_prefix: String,
-    /// Command template, split shell-style; {path}, {env_id}, {run_id} are filled in. Never run through a shell.
+    /// Command template, split shell-style; {path}, {env_id}, {run_id}, {junit} are filled in. Never run through a shell.
     #[arg(long, env = "TESTSCHEDULER_COMMAND", default_value = DEFAULT_COMMAND)]
     pub command: String,
     /// Valid environment ids, e.g. 1-100 or 1,3,7-9.
@@ -135,6 +137,9 @@ pub struct ServeArgs {
     /// Disable an environment once it becomes `suspect` on new evidence, until someone enables it.
     #[arg(long, env = "TESTSCHEDULER_QUARANTINE")]
     pub quarantine: bool,
+    /// Folder for the server's working files (each run's JUnit file) [default: the database file's folder].
+    #[arg(long, env = "TESTSCHEDULER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
 }
@@ -384,6 +389,8 @@ pub struct Config {
     pub suspect_threshold: usize,
     /// `--quarantine`: disable an environment that becomes `suspect`.
     pub quarantine: bool,
+    /// `--data-dir`: where each run's JUnit file is written (then removed).
+    pub data_dir: PathBuf,
 }
 
 impl Config {
@@ -412,6 +419,14 @@ impl Config {
             None => project_dir.join("testscheduler.db"),
         };
         let command = parse_command(&args.command).map_err(|m| bad("--command", m))?;
+        let data_dir = match &args.data_dir {
+            Some(d) if !d.is_dir() => return Err(bad("--data-dir", format!("{} is not a directory", d.display()))),
+            Some(d) => d.clone(),
+            None => match database.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        };
         let max_run_timeout = args.max_run_timeout.unwrap_or(86_400.max(args.run_timeout));
         if args.run_timeout > max_run_timeout {
             return Err(bad(
@@ -514,6 +529,7 @@ impl Config {
             notify_urls: args.notify_urls,
             suspect_threshold: usize::try_from(args.suspect_threshold).unwrap_or(usize::MAX),
             quarantine: args.quarantine,
+            data_dir,
         })
     }
 
@@ -569,15 +585,11 @@ pub fn parse_command(template: &str) -> Result<Vec<String>, String> {
     Ok(argv)
 }
 
-/// Fills `{path}`, `{env_id}`, `{run_id}` into each argument of a split template.
-pub fn fill_command(argv: &[String], path: &str, env_id: u32, run_id: i64) -> Vec<String> {
-    argv.iter()
-        .map(|a| {
-            a.replace("{path}", path)
-                .replace("{env_id}", &env_id.to_string())
-                .replace("{run_id}", &run_id.to_string())
-        })
-        .collect()
+/// Fills `{path}` (with the run's `-k`/`-m` and selected node ids),
+/// `{env_id}`, `{run_id}` into a split template; `{junit}` is left for
+/// whoever runs it (see [`crate::results::args`]).
+pub fn fill_command(argv: &[String], sel: &crate::results::args::Selection, env_id: u32, run_id: i64) -> Vec<String> {
+    crate::results::args::fill(argv, sel, env_id, run_id)
 }
 
 #[cfg(test)]
@@ -642,7 +654,11 @@ mod tests {
     #[test]
     fn path_with_spaces_stays_one_argument() {
         let argv = parse_command(DEFAULT_COMMAND).expect("default parses");
-        let filled = fill_command(&argv, "./tests/my test.py", 3, 9);
+        let sel = crate::results::args::Selection {
+            path: "./tests/my test.py".into(),
+            ..Default::default()
+        };
+        let filled = fill_command(&argv, &sel, 3, 9);
         assert_eq!(filled.last().map(String::as_str), Some("./tests/my test.py"));
         assert_eq!(filled.len(), argv.len());
     }

@@ -28,10 +28,14 @@ pub enum AppError {
     ReservationOver(i64),
     #[error("Run {0} has already finished")]
     AlreadyFinished(i64),
+    #[error("Run {0} has not finished yet")]
+    NotFinished(i64),
     #[error("Run {0} was claimed by another worker")]
     AlreadyClaimed(i64),
     #[error("Lines must follow on from line {next}")]
     LineGap { next: u64 },
+    #[error("Results must follow on from result {next}")]
+    ResultsGap { next: u64 },
     #[error("Request body is larger than 1 MiB")]
     BodyTooLarge,
     #[error("{0}")]
@@ -65,8 +69,10 @@ impl AppError {
             AppError::EnvBusy { .. } | AppError::LabelsBusy => "env_busy",
             AppError::EnvDisabled(_) => "env_disabled",
             AppError::AlreadyFinished(_) | AppError::ReservationOver(_) => "already_finished",
+            AppError::NotFinished(_) => "not_finished",
             AppError::AlreadyClaimed(_) => "already_claimed",
             AppError::LineGap { .. } => "line_gap",
+            AppError::ResultsGap { .. } => "results_gap",
             AppError::BodyTooLarge => "body_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -87,9 +93,11 @@ impl ResponseError for AppError {
             | AppError::EnvDisabled(_)
             | AppError::LabelsBusy
             | AppError::AlreadyFinished(_)
+            | AppError::NotFinished(_)
             | AppError::ReservationOver(_)
             | AppError::AlreadyClaimed(_)
-            | AppError::LineGap { .. } => StatusCode::CONFLICT,
+            | AppError::LineGap { .. }
+            | AppError::ResultsGap { .. } => StatusCode::CONFLICT,
             AppError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,7 +141,7 @@ impl ResponseError for AppError {
                     json!({ "labels": ["Every environment with these labels is busy; send \"wait\": true to queue."] }),
                 );
             }
-            AppError::LineGap { next } => {
+            AppError::LineGap { next } | AppError::ResultsGap { next } => {
                 body.insert("next".into(), json!(next));
             }
             _ => {}

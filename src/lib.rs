@@ -16,6 +16,7 @@ pub mod notify;
 pub mod openapi;
 pub mod protocol;
 pub mod quarantine;
+pub mod results;
 pub mod runner;
 pub mod scheduler;
 pub mod startup;

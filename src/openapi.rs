@@ -42,12 +42,20 @@ use utoipa::{OpenApi, ToSchema};
         run_search,
         verdicts,
         results_history,
+        run_results,
+        rerun_run,
         healthz
     ),
     components(schemas(
         Run,
         RunStatus,
         CreateRunBody,
+        RerunBody,
+        crate::http::results::RunResults,
+        crate::results::Summary,
+        crate::results::Revision,
+        crate::results::TestResult,
+        crate::results::TestOutcome,
         WorkerInfo,
         Match,
         crate::domain::EnvView,
@@ -162,6 +170,21 @@ pub struct Report {
     pub total: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partial: Option<Partial>,
+    /// The number (0-based) of the first of `results`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_from: Option<u64>,
+    /// Per-test rows the worker parsed from its JUnit file, in run order (docs/remote-workers.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<crate::results::TestResult>>,
+    /// With an end status: how many result rows were sent; the end is refused (`results_gap`) until all are stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_total: Option<u64>,
+    /// With an end status: why the counts are only the live ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_note: Option<String>,
+    /// With the claim: the worker's project directory's git revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::results::Revision>,
 }
 
 /// The unfinished last line of a remote run.
@@ -312,7 +335,7 @@ fn get_run() {}
         (status = 400, description = "validation_failed", body = ErrorBody),
         (status = 403, description = "invalid_token, invalid_worker_secret", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
-        (status = 409, description = "already_claimed, already_finished, line_gap", body = ErrorBody)))]
+        (status = 409, description = "already_claimed, already_finished, line_gap, results_gap", body = ErrorBody)))]
 fn report_run() {}
 
 /// Stop a run that has not finished.
@@ -322,6 +345,42 @@ fn report_run() {}
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 409, description = "already_finished", body = ErrorBody)))]
 fn cancel_run() {}
+
+/// A run's tests in the order pytest ran them (docs/results.md).
+#[utoipa::path(get, path = "/api/testruns/{id}/results", tag = "results",
+    params(("id" = i64, Path), crate::http::results::ResultsQuery),
+    responses(
+        (status = 200, body = crate::http::results::RunResults),
+        (status = 400, description = "validation_failed (outcome)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody)))]
+fn run_results() {}
+
+/// The body of `POST /api/testruns/{id}/rerun`.
+#[derive(Serialize, ToSchema)]
+pub struct RerunBody {
+    pub username: String,
+    /// Run only the node ids that failed or errored (400 when there are none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_failed: Option<bool>,
+    /// Another environment than the run's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_id: Option<u32>,
+    /// Labels instead of the run's environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// Queue behind a busy environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<bool>,
+}
+
+/// Run a finished run again: same path, keyword, markers and environment unless given.
+#[utoipa::path(post, path = "/api/testruns/{id}/rerun", tag = "results", params(("id" = i64, Path)), request_body = RerunBody,
+    responses(
+        (status = 201, description = "The new run, with rerun_of", body = Run),
+        (status = 400, description = "validation_failed (only_failed: no failures; any field)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "not_finished, env_busy, env_disabled", body = ErrorBody)))]
+fn rerun_run() {}
 
 /// The whole output as one JSON string.
 #[utoipa::path(get, path = "/api/testruns/{id}/logs", tag = "logs", params(("id" = i64, Path)),

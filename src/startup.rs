@@ -72,9 +72,11 @@ impl Application {
         let metrics = crate::metrics::Metrics::new(&envs.catalog().ids());
         metrics.watch(&hub)?;
         crate::notify::start(&config.notify_urls, &hub)?;
+        let live = crate::results::LiveResults::default();
+        crate::results::ticker::start(live.clone(), store.clone(), hub.clone())?;
         let writer = LogWriter::start(
             store.clone(),
-            announce_lines(store.clone(), hub.clone()),
+            announce_lines(store.clone(), hub.clone(), live.clone()),
             config.store_give_up,
         )
         .map_err(|source| StartError::Store {
@@ -93,7 +95,8 @@ impl Application {
             None => Arc::new(local_dispatcher),
         };
         let dispatcher = metrics.count_dispatch_errors(dispatcher);
-        let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher, envs);
+        let scheduler = Scheduler::new(config.clone(), store.clone(), hub.clone(), writer, dispatcher, envs)
+            .with_live_results(live);
         let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
             source,
@@ -268,10 +271,12 @@ fn lock_database(database: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs
     }
 }
 
-/// What the log writer does after each commit: tell followers, and tell every
-/// client when a run printed its first line (its `logs` flag turned on).
-fn announce_lines(store: Store, hub: Hub) -> crate::store::writer::OnCommit {
+/// What the log writer does after each commit: count pytest's result words,
+/// tell followers, and tell every client when a run printed its first line
+/// (its `logs` flag turned on).
+fn announce_lines(store: Store, hub: Hub, live: crate::results::LiveResults) -> crate::store::writer::OnCommit {
     Box::new(move |c| {
+        live.feed(c.run_id, c.from, &c.lines);
         if c.first {
             if let Ok(Some(run)) = store.conn().and_then(|conn| runs::get(&conn, c.run_id)) {
                 hub.publish_run(RunEvent::Changed, &run);

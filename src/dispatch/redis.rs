@@ -236,9 +236,10 @@ impl Publisher {
                 return Ok(());
             }
             for (id, path, env_id, timeout_s) in waiting {
+                let sel = crate::store::results::selection(&*self.store.conn()?, id, &path)?;
                 let job = Job {
                     id,
-                    command: fill_command(&self.config.command, &path, env_id, id),
+                    command: fill_command(&self.config.command, &sel, env_id, id),
                     path,
                     env_id,
                     timeout_s,

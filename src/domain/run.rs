@@ -105,6 +105,27 @@ pub struct Run {
     /// The first line not stored, when the store could not keep all of the
     /// run's output (null normally).
     pub lines_lost_from: Option<u64>,
+    /// Counts of the run's tests: live while it runs (`final: false`), from
+    /// JUnit once it ended (`final: true`); null before its first result.
+    pub summary: Option<crate::results::Summary>,
+    /// pytest's exit code in words (`passed`, `tests_failed`, `interrupted`,
+    /// `internal_error`, `usage_error`, `no_tests`, `crashed`); null until the
+    /// run ends, and for `cancelled`, `timeout`, `unknown`.
+    pub outcome: Option<String>,
+    /// The project directory's git state when the run started, or null.
+    pub revision: Option<crate::results::Revision>,
+    /// The run this one repeats, or null.
+    #[schema(value_type = Option<i64>)]
+    pub rerun_of: Option<RunId>,
+    /// Node ids run in place of the path (a re-run of failures), or null.
+    pub select: Option<Vec<String>>,
+    /// pytest's `-k` expression, or null.
+    pub keyword: Option<String>,
+    /// pytest's `-m` expression, or null.
+    pub markers: Option<String>,
+    /// Why a finished run's counts are only the live ones (no usable JUnit
+    /// file), or null.
+    pub results_note: Option<String>,
 }
 
 /// Formats a moment the way the API and the store write it.

@@ -50,6 +50,12 @@ pub struct CreateRunBody {
     priority: Option<i64>,
     #[garde(inner(range(min = 1)))]
     queue_timeout_s: Option<u64>,
+    /// pytest's `-k`: 1…200 printable characters, not starting with `-`.
+    #[garde(inner(custom(valid_expression)))]
+    keyword: Option<String>,
+    /// pytest's `-m`: 1…200 printable characters, not starting with `-`.
+    #[garde(inner(custom(valid_expression)))]
+    markers: Option<String>,
 }
 
 /// A valid `POST /api/testruns` body.
@@ -62,6 +68,12 @@ pub struct CreateRun {
     pub wait: bool,
     pub priority: i32,
     pub queue_timeout_s: Option<u64>,
+    pub keyword: Option<String>,
+    pub markers: Option<String>,
+}
+
+fn valid_expression(v: &str, _: &CreateContext) -> garde::Result {
+    crate::results::args::valid_expression(v).map_err(garde::Error::new)
 }
 
 fn valid_username(v: &str, _: &CreateContext) -> garde::Result {
@@ -137,7 +149,21 @@ fn valid_labels(v: &[String], ctx: &CreateContext) -> garde::Result {
     Ok(())
 }
 
+/// A discovered path, or a node id whose file part is a discovered file
+/// (`./tests/test_a.py::TestX::test_y[1]`).
 fn valid_path(v: &str, ctx: &CreateContext) -> garde::Result {
+    if let Some((file, rest)) = v.split_once("::") {
+        let file_ok = !file.ends_with('/') && ctx.tests.contains(file);
+        if !file_ok {
+            return Err(garde::Error::new(
+                "Not a node id of a discovered test file (see GET /api/tests).",
+            ));
+        }
+        if rest.is_empty() || rest.chars().count() > 1000 || rest.starts_with(':') {
+            return Err(garde::Error::new("Not a node id: FILE::NAME, at most 1000 characters."));
+        }
+        return plain_text(rest).map_err(garde::Error::new);
+    }
     if ctx.tests.contains(v) {
         Ok(())
     } else {
@@ -255,7 +281,7 @@ pub fn integer_field(m: &Map<String, Value>, key: &str, required: bool, errors: 
 }
 
 /// A boolean field; absent means `false`.
-fn bool_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> bool {
+pub fn bool_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> bool {
     match m.get(key) {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -287,8 +313,16 @@ fn signed_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> 
     n
 }
 
+/// A string field that may be absent or null.
+pub fn optional_string_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> Option<String> {
+    match m.get(key) {
+        None | Some(Value::Null) => None,
+        Some(_) => string_field(m, key, errors),
+    }
+}
+
 /// A list of strings.
-fn string_list_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> Option<Vec<String>> {
+pub fn string_list_field(m: &Map<String, Value>, key: &str, errors: &mut FieldErrors) -> Option<Vec<String>> {
     match m.get(key)? {
         Value::Null => None,
         Value::Array(items) => {
@@ -323,6 +357,8 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
             "wait",
             "priority",
             "queue_timeout_s",
+            "keyword",
+            "markers",
         ],
         &mut errors,
     );
@@ -341,6 +377,8 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
     let wait = bool_field(m, "wait", &mut errors);
     let priority = signed_field(m, "priority", &mut errors);
     let queue_timeout_s = integer_field(m, "queue_timeout_s", false, &mut errors);
+    let keyword = optional_string_field(m, "keyword", &mut errors);
+    let markers = optional_string_field(m, "markers", &mut errors);
     let env_id = env_id.and_then(|e| match u32::try_from(e) {
         Ok(e) => Some(e),
         Err(_) => {
@@ -360,6 +398,8 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
         wait,
         priority,
         queue_timeout_s,
+        keyword,
+        markers,
     };
     if let Err(report) = body.validate_with(ctx) {
         for (path, err) in report.iter() {
@@ -387,6 +427,8 @@ pub fn parse_create(m: &Map<String, Value>, ctx: &CreateContext) -> Result<Creat
             wait: body.wait,
             priority: body.priority.unwrap_or(0) as i32,
             queue_timeout_s: body.queue_timeout_s,
+            keyword: body.keyword,
+            markers: body.markers,
         }),
         _ => Err(AppError::Validation(errors)),
     }

@@ -8,6 +8,7 @@ pub mod envs;
 pub mod guard;
 pub mod health;
 pub mod metrics;
+pub mod results;
 pub mod run_reports;
 pub mod runs;
 pub mod spa;
@@ -61,6 +62,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/testruns/{id}/search").get(runs::search))
                 .service(resource("/verdicts").get(verdicts::verdicts))
                 .service(resource("/results/history").get(verdicts::history))
+                .service(resource("/testruns/{id}/results").get(results::list))
+                .service(resource("/testruns/{id}/rerun").post(results::rerun))
                 .default_service(web::to(api_not_found)),
         )
         .default_service(web::to(fallback));

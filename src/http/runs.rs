@@ -53,6 +53,11 @@ pub async fn create(
             wait: valid.wait,
             priority: valid.priority,
             queue_timeout_s: valid.queue_timeout_s,
+            picks: crate::store::runs::Picks {
+                keyword: valid.keyword,
+                markers: valid.markers,
+                ..Default::default()
+            },
         })
     })
     .await??;

@@ -6,6 +6,7 @@
 //! docs/remote-workers.md describes the exchange. No I/O here.
 
 use crate::domain::RunId;
+use crate::results::{Revision, TestResult};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -224,7 +225,25 @@ pub struct Report {
     /// With an end: how many lines the run printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
+    /// The number (0-based) of the first of `results`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_from: Option<u64>,
+    /// Per-test results the worker parsed, numbered from `results_from`, in run order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<TestResult>>,
+    /// With an end: how many result rows were sent (all stored before the end is accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_total: Option<u64>,
+    /// With an end: why the counts are only the live ones, or absent when they are JUnit's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_note: Option<String>,
+    /// With the claim: the worker's project directory's git revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
 }
+
+/// Longest node id or message a worker may send, in characters.
+pub const MAX_RESULT_TEXT: usize = 2_000;
 
 /// A field of a request that is not what the protocol says, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,8 +308,38 @@ impl Report {
             "exit_code" => Some("Not a valid integer."),
             "total" => Some("Not a valid line count."),
             "partial" => Some("Expected {\"line\": K, \"text\": \"...\"}."),
+            "results_from" | "results_total" => Some("Not a valid count."),
+            "results" => Some("Not a list of {nodeid, outcome, duration_s, message, line}."),
+            "results_note" => Some("Not a valid string."),
+            "revision" => Some("Expected {\"commit\": HEX, \"dirty\": bool}."),
             _ => None,
         })?;
+        match (r.results_from, &r.results) {
+            (None, Some(_)) => return Err(FieldError::new("results_from", "Missing data for required field.")),
+            (Some(_), None) => return Err(FieldError::new("results", "Missing data for required field.")),
+            _ => {}
+        }
+        for t in r.results.iter().flatten() {
+            let bad_text = |s: &str| {
+                s.is_empty() || s.chars().count() > MAX_RESULT_TEXT || crate::http::dto::plain_text(s).is_err()
+            };
+            if bad_text(&t.nodeid) || t.message.as_deref().is_some_and(bad_text) {
+                return Err(FieldError::new(
+                    "results",
+                    "A node id or message is empty, longer than 2000 characters, or has control characters.",
+                ));
+            }
+        }
+        if let Some(n) = &r.results_note {
+            if n.chars().count() > MAX_RESULT_TEXT || crate::http::dto::plain_text(n).is_err() {
+                return Err(FieldError::new("results_note", "At most 2000 plain characters."));
+            }
+        }
+        if let Some(rev) = &r.revision {
+            if !(1..=64).contains(&rev.commit.len()) || !rev.commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(FieldError::new("revision", "The commit is not a hex id."));
+            }
+        }
         if let Some(w) = &r.worker {
             check_name("worker", w)?;
         }

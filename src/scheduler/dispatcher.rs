@@ -53,16 +53,29 @@ impl LocalRun {
     /// `created` → `running`; the command to execute, or `None` when the run
     /// is no longer waiting (cancelled meanwhile).
     pub fn start(&self) -> Result<Option<RunSpec>, StoreError> {
+        // Recorded first, so that the `running` frame carries it.
+        self.scheduler.record_revision(self.id);
         let Some(run) = self.scheduler.start_local(self.id)? else {
             return Ok(None);
         };
         // A created run always holds its environment.
         let env_id = run.env_id.unwrap_or_default();
         let config = self.scheduler.config();
+        let sel = crate::results::args::Selection {
+            path: run.path.clone(),
+            select: run.select.clone(),
+            keyword: run.keyword.clone(),
+            markers: run.markers.clone(),
+        };
+        let mut argv = fill_command(&config.command, &sel, env_id, self.id);
+        if let Some(file) = self.scheduler.junit_file(self.id) {
+            prepare_junit(&file);
+            argv = crate::results::args::fill_junit(&argv, &file);
+        }
         Ok(Some(RunSpec {
             run_id: self.id,
             env_id,
-            argv: fill_command(&config.command, &run.path, env_id, self.id),
+            argv,
             cwd: config.project_dir.clone(),
             timeout: Duration::from_secs(run.timeout_s),
             vars: self.scheduler.environments().catalog().vars(env_id),
@@ -93,6 +106,17 @@ impl LocalRun {
             tracing::error!(run_id = self.id, error = %e, "could not end a run whose runner panicked");
         }
     }
+}
+
+/// Makes the JUnit file's folder and removes a file left from before (a
+/// run id is never reused, but a database may be).
+fn prepare_junit(file: &std::path::Path) {
+    if let Some(dir) = file.parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not make the JUnit folder");
+        }
+    }
+    let _ = std::fs::remove_file(file);
 }
 
 /// Output of an embedded run (see [`LocalRun::output`]).

@@ -7,6 +7,7 @@ use crate::domain::{Run, RunId, RunStatus, Transition};
 use crate::envs_file::Environments;
 use crate::error::AppError;
 use crate::hub::Hub;
+use crate::results::LiveResults;
 use crate::runner::{Finished, Outcome, Started};
 use crate::store::{runs, writer::LogWriter, Store, StoreError};
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ mod moves;
 mod queue;
 mod report;
 mod reservations;
+mod results;
 mod snapshot;
 
 /// The scheduler; cheap to clone.
@@ -45,6 +47,8 @@ pub struct Scheduler {
     stopping: Arc<AtomicBool>,
     /// The environment views last sent as `envChanged` (all but plain free ones).
     env_views: Arc<Mutex<HashMap<u32, EnvView>>>,
+    /// Live counts of the runs whose output is being stored (fed by the log writer).
+    live: LiveResults,
 }
 
 impl Scheduler {
@@ -67,7 +71,14 @@ impl Scheduler {
             envs,
             stopping: Arc::new(AtomicBool::new(false)),
             env_views: Arc::default(),
+            live: LiveResults::default(),
         }
+    }
+
+    /// Uses `live` (the table the log writer feeds) for live counts.
+    pub fn with_live_results(mut self, live: LiveResults) -> Scheduler {
+        self.live = live;
+        self
     }
 
     /// The environments in use.
@@ -141,17 +152,37 @@ impl Scheduler {
             Outcome::Cancelled => RunStatus::Cancelled,
             Outcome::Abandoned => RunStatus::Unknown,
         };
+        let results = self.local_results(id, status);
         // A finished run's end is never lost: retried while the database refuses writes.
-        self.store
-            .retry_write("end of run", || self.end_run(id, status, finished.exit_code))
+        self.store.retry_write("end of run", || {
+            self.end_run_with(id, status, finished.exit_code, &results)
+        })
     }
 
     /// Moves a `running` run to `status` and frees its environment; a run the
     /// scheduler already ended (cancelled, timed out) only gets its environment back.
+    /// Its live counts become its results.
     pub(crate) fn end_run(&self, id: RunId, status: RunStatus, exit_code: Option<i32>) -> Result<(), StoreError> {
-        let run = match self.apply(id, &Transition::finish(status, exit_code))? {
+        let results = self.live_results(id);
+        self.end_run_with(id, status, exit_code, &results)
+    }
+
+    /// [`Scheduler::end_run`] with the run's results, stored with its end.
+    pub(crate) fn end_run_with(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        exit_code: Option<i32>,
+        results: &crate::results::FinalResults,
+    ) -> Result<(), StoreError> {
+        let outcome = crate::results::outcome_word(status, exit_code);
+        let store = |tx: &rusqlite::Connection| crate::store::results::store_final(tx, id, results, outcome);
+        let run = match self.apply_with(id, &Transition::finish(status, exit_code), &store)? {
             Some(run) => Some(run),
-            None => self.release(id, exit_code)?,
+            None => {
+                self.keep_stopped_results(id, results)?;
+                self.release(id, exit_code)?
+            }
         };
         if let Some(run) = run {
             tracing::info!(run_id = id, status = %run.status, exit_code, lines = run.lines, "run finished");

@@ -19,6 +19,17 @@ impl Scheduler {
     /// in the same transaction. The new state is announced (`taskChanged`,
     /// and `logEnd` to followers once the run ended and freed its environment).
     pub fn apply(&self, id: RunId, t: &Transition) -> Result<Option<Run>, StoreError> {
+        self.apply_with(id, t, &|_| Ok(()))
+    }
+
+    /// [`Scheduler::apply`], with `also` written in the same transaction once
+    /// the move happened (a run's final results reach the store with its end).
+    pub(super) fn apply_with(
+        &self,
+        id: RunId,
+        t: &Transition,
+        also: &dyn Fn(&Connection) -> Result<(), StoreError>,
+    ) -> Result<Option<Run>, StoreError> {
         t.check(id)?;
         let (run, admitted) = {
             let mut conn = self.store.conn()?;
@@ -26,6 +37,7 @@ impl Scheduler {
             if !self.apply_in(&tx, id, t)? {
                 return Ok(None);
             }
+            also(&tx)?;
             let admitted = if t.env == EnvHold::Release {
                 self.fill(&tx)?
             } else {
@@ -145,6 +157,7 @@ mod tests {
             wait: false,
             priority: 0,
             queue_timeout_s: None,
+            picks: Default::default(),
         }
     }
 

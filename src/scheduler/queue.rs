@@ -41,6 +41,8 @@ pub struct RunRequest {
     pub wait: bool,
     pub priority: i32,
     pub queue_timeout_s: Option<u64>,
+    /// `-k`, `-m`, selected node ids, and the run it repeats.
+    pub picks: runs::Picks,
 }
 
 impl Scheduler {
@@ -110,6 +112,7 @@ impl Scheduler {
                 queue_deadline_ms: req
                     .queue_timeout_s
                     .map(|s| now_ms().saturating_add((s as i64).saturating_mul(1000))),
+                picks: req.picks,
             };
             let run = runs::insert(&tx, &new)?;
             tx.commit()?;

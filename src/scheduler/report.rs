@@ -53,6 +53,10 @@ impl Scheduler {
         if report.status == Some(WorkerStatus::Running) {
             let worker = report.worker.clone().unwrap_or_else(|| UNNAMED_WORKER.to_string());
             if run.status == RunStatus::Created {
+                // Before the claim, so that the `running` frame carries it.
+                if let Some(rev) = &report.revision {
+                    crate::store::results::set_revision(&conn, id, Some(rev))?;
+                }
                 let claim = Claim {
                     worker: worker.clone(),
                     token_hash: hash.clone(),
@@ -100,6 +104,9 @@ impl Scheduler {
                 seed_total = Some(lines.len() as u64);
                 self.writer.append_checked(id, 0, lines)?;
             }
+            if let (Some(from), Some(rows)) = (report.results_from, report.results.take()) {
+                self.store_result_rows(id, from, &rows)?;
+            }
             if let Some(partial) = report.partial.take() {
                 self.hub.publish_log(
                     id,
@@ -126,7 +133,8 @@ impl Scheduler {
                 Some(WorkerStatus::Succeeded) => RunStatus::Succeeded,
                 _ => RunStatus::Failed,
             };
-            self.end_run(id, status, report.exit_code)?;
+            let results = self.remote_results(id, report.results_total, report.results_note.take())?;
+            self.end_run_with(id, status, report.exit_code, &results)?;
             run = remote::get(&*self.store.conn()?, id)?.ok_or(StoreError::NotFound(id))?;
         }
 

@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod queue;
 pub mod remote;
 pub mod reservations;
+pub mod results;
 pub mod runs;
 pub mod verdicts;
 pub mod writer;

@@ -7,7 +7,8 @@ use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExten
 
 const COLUMNS: &str =
     "id, username, created_at, env_id, path, status, line_count, started_at, finished_at, exit_code, timeout_s, worker,
-     priority, labels, queue_position, eta, lines_lost_from";
+     priority, labels, queue_position, eta, lines_lost_from,
+     summary, outcome, revision_commit, revision_dirty, rerun_of, select_ids, keyword, markers, results_note";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     let status: String = r.get(5)?;
@@ -33,6 +34,24 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         queue_position: r.get::<_, Option<i64>>(14)?.map(|p| p.max(0) as u64),
         eta: r.get(15)?,
         lines_lost_from: r.get::<_, Option<i64>>(16)?.map(|v| v.max(0) as u64),
+        summary: r
+            .get::<_, Option<String>>(17)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        outcome: r.get(18)?,
+        revision: match (r.get::<_, Option<String>>(19)?, r.get::<_, Option<bool>>(20)?) {
+            (Some(commit), dirty) => Some(crate::results::Revision {
+                commit,
+                dirty: dirty.unwrap_or(false),
+            }),
+            _ => None,
+        },
+        rerun_of: r.get(21)?,
+        select: r
+            .get::<_, Option<String>>(22)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        keyword: r.get(23)?,
+        markers: r.get(24)?,
+        results_note: r.get(25)?,
     })
 }
 
@@ -52,6 +71,17 @@ pub struct NewRun {
     pub labels: Option<Vec<String>>,
     /// A queued run still waiting then (ms since the epoch) ends cancelled.
     pub queue_deadline_ms: Option<i64>,
+    /// What it asks pytest for besides the path, and the run it repeats.
+    pub picks: Picks,
+}
+
+/// What a run asks pytest for besides its path, and the run it repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Picks {
+    pub select: Option<Vec<String>>,
+    pub keyword: Option<String>,
+    pub markers: Option<String>,
+    pub rerun_of: Option<RunId>,
 }
 
 impl NewRun {
@@ -67,6 +97,7 @@ impl NewRun {
             priority: 0,
             labels: None,
             queue_deadline_ms: None,
+            picks: Picks::default(),
         }
     }
 }
@@ -81,8 +112,9 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
         .as_ref()
         .map(|l| serde_json::Value::from(l.clone()).to_string());
     let res = conn.execute(
-        "INSERT INTO runs (username, env_id, path, status, created_at, timeout_s, holds_env, priority, labels, queue_deadline_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO runs (username, env_id, path, status, created_at, timeout_s, holds_env, priority, labels, queue_deadline_ms,
+                           select_ids, keyword, markers, rerun_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             new.username,
             env,
@@ -93,7 +125,14 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
             holds,
             new.priority,
             labels,
-            new.queue_deadline_ms
+            new.queue_deadline_ms,
+            new.picks
+                .select
+                .as_ref()
+                .map(|l| serde_json::Value::from(l.clone()).to_string()),
+            new.picks.keyword,
+            new.picks.markers,
+            new.picks.rerun_of
         ],
     );
     match res {

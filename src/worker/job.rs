@@ -27,7 +27,8 @@ enum Claim {
 /// Runs `job` (taken as stream entry `msg_id`) to its end.
 pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
     let http = worker.http();
-    match claim(&http, &worker.opts.id, &job, &stop) {
+    let revision = crate::results::revision::of(&worker.opts.project_dir);
+    match claim(&http, &worker.opts.id, &job, &stop, revision) {
         Claim::Ours => worker.ack(msg_id),
         Claim::Drop => {
             worker.ack(msg_id);
@@ -43,16 +44,26 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
             return;
         }
     };
+    // The server leaves `{junit}` to the worker: a file in its own temp folder.
+    let junit = crate::results::args::wants_junit(&job.command)
+        .then(|| std::env::temp_dir().join(format!("ts-junit-{}-run-{}.xml", std::process::id(), job.id)));
+    let argv = match &junit {
+        Some(file) => {
+            let _ = std::fs::remove_file(file);
+            crate::results::args::fill_junit(&job.command, file)
+        }
+        None => job.command.clone(),
+    };
     let spec = RunSpec {
         run_id: job.id,
         env_id: job.env_id,
-        argv: job.command.clone(),
+        argv,
         cwd: worker.opts.project_dir.clone(),
         timeout: Duration::from_secs(job.timeout_s) + TIMEOUT_GRACE,
         vars: job.vars.clone(),
     };
     let finished = runner::execute(&spec, &mut out, &stop, &mut |_| {});
-    match reporter.finish(&finished) {
+    match reporter.finish(&finished, junit.as_deref()) {
         Delivery::Complete => {
             tracing::info!(run_id = job.id, outcome = ?finished.outcome, lines = finished.total, "run reported")
         }
@@ -64,8 +75,17 @@ pub(super) fn run(worker: &Worker, msg_id: &str, job: Job, stop: StopFlag) {
     }
 }
 
-fn claim(http: &Http, worker_id: &str, job: &Job, stop: &StopFlag) -> Claim {
-    let body = Report::claim(&job.token, worker_id);
+fn claim(
+    http: &Http,
+    worker_id: &str,
+    job: &Job,
+    stop: &StopFlag,
+    revision: Option<crate::results::Revision>,
+) -> Claim {
+    let body = Report {
+        revision,
+        ..Report::claim(&job.token, worker_id)
+    };
     let path = format!("/api/testruns/{}", job.id);
     let lease = Duration::from_secs(job.lease_s);
     let started = Instant::now();

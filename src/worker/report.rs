@@ -7,7 +7,10 @@
 use super::http::{Backoff, Http, PostError};
 use super::spool::{LineBuffer, DEFAULT_MEMORY_LIMIT};
 use crate::protocol::worker::{Job, Partial, Report, ReportReply, WorkerStatus};
+use crate::results::merge::{final_results, Junit};
+use crate::results::{FinalResults, LiveCounter, TestResult};
 use crate::runner::{Finished, Outcome, Output, StopFlag, StopReason};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,7 +49,12 @@ struct End {
     status: WorkerStatus,
     exit_code: Option<i32>,
     total: u64,
+    /// The run's per-test results, sent in batches before the end.
+    results: Option<Arc<FinalResults>>,
 }
+
+/// Most result rows in one report (cut further to fit the body limit).
+const MAX_RESULTS: usize = 2_000;
 
 /// What the runner and the reporter share.
 struct State {
@@ -57,6 +65,8 @@ struct State {
     /// Number of lines the runner has printed so far.
     produced: u64,
     end: Option<End>,
+    /// pytest's result words in the output so far.
+    live: LiveCounter,
 }
 
 struct Shared {
@@ -80,6 +90,7 @@ impl Output for RunOutput {
         let mut st = self.shared.lock();
         debug_assert_eq!(from, st.produced, "the runner numbers lines without gaps");
         st.produced += lines.len() as u64;
+        st.live.feed(from, &lines);
         st.buf.push(lines);
         st.partial = None;
         drop(st);
@@ -129,6 +140,7 @@ impl Reporter {
                 partial_dirty: false,
                 produced: 0,
                 end: None,
+                live: LiveCounter::default(),
             }),
             cv: Condvar::new(),
         });
@@ -153,21 +165,53 @@ impl Reporter {
         ))
     }
 
-    /// Hands over the run's end and waits until it is delivered (or given up).
-    pub fn finish(self, finished: &Finished) -> Delivery {
+    /// Hands over the run's end and waits until it is delivered (or given
+    /// up). `junit` is the run's JUnit file, if its command writes one: it is
+    /// read, merged with the output's result words, and removed.
+    pub fn finish(self, finished: &Finished, junit: Option<&Path>) -> Delivery {
         let status = match finished.outcome {
             Outcome::Exited(0) => WorkerStatus::Succeeded,
             _ => WorkerStatus::Failed,
         };
+        let live = std::mem::take(&mut self.shared.lock().live);
+        let source = match (junit, &finished.outcome) {
+            (None, _) => Junit::NotAsked,
+            (Some(file), Outcome::Exited(_)) => Junit::Read(crate::results::junit::read(file)),
+            (Some(_), _) => Junit::Stopped,
+        };
+        if let Some(file) = junit {
+            let _ = std::fs::remove_file(file);
+        }
+        let results = final_results(&live, source);
         let mut st = self.shared.lock();
         st.end = Some(End {
             status,
             exit_code: finished.exit_code,
             total: finished.total,
+            results: Some(Arc::new(results)),
         });
         drop(st);
         self.shared.cv.notify_all();
         self.thread.join().unwrap_or(Delivery::Refused)
+    }
+}
+
+/// A report of result rows `from…` (as many of `rows` as fit under
+/// [`MAX_BODY`]) and how many it carries.
+fn results_body(token: &str, from: usize, rows: &[TestResult]) -> (Report, usize) {
+    let mut n = rows.len().saturating_sub(from).min(MAX_RESULTS);
+    loop {
+        let body = Report {
+            token: Some(token.to_string()),
+            results_from: Some(from as u64),
+            results: Some(rows[from..from + n].to_vec()),
+            ..Report::default()
+        };
+        let size = serde_json::to_vec(&body).map_or(usize::MAX, |v| v.len());
+        if size <= MAX_BODY || n <= 1 {
+            return (body, n);
+        }
+        n /= 2;
     }
 }
 
@@ -189,6 +233,10 @@ fn fit_body(
             body.status = Some(e.status);
             body.exit_code = e.exit_code;
             body.total = Some(e.total);
+            if let Some(r) = &e.results {
+                body.results_total = Some(r.tests.len() as u64);
+                body.results_note = r.note.clone();
+            }
         }
         let size = serde_json::to_vec(&body).map_or(usize::MAX, |v| v.len());
         if size <= MAX_BODY || (lines.len() <= 1 && partial.is_none()) {
@@ -218,6 +266,8 @@ impl Ctx {
         let mut last_ok = Instant::now();
         let mut last_sent: Option<Instant> = None;
         let mut lost = false;
+        // Result rows the server has stored.
+        let mut results_sent = 0usize;
         loop {
             // Wait for something to say: lines, the end, a partial line, or the keepalive.
             let mut st = self.shared.lock();
@@ -253,6 +303,38 @@ impl Ctx {
                 return Delivery::Lost;
             }
             let end = end.filter(|_| !lost);
+            // Every line is stored: the result rows go next, the end after them.
+            let unsent = end
+                .as_ref()
+                .and_then(|e| e.results.clone())
+                .filter(|r| results_sent < r.tests.len());
+            if let Some(results) = unsent.clone().filter(|_| lines.is_empty()) {
+                let (body, n) = results_body(&self.token, results_sent, &results.tests);
+                last_sent = Some(Instant::now());
+                match self.http.post::<_, ReportReply>(&self.path, &body) {
+                    Ok(_) => {
+                        last_ok = Instant::now();
+                        backoff.reset();
+                        results_sent += n;
+                    }
+                    Err(PostError::Rejected {
+                        code, next: Some(next), ..
+                    }) if code == "results_gap" => results_sent = (next as usize).min(results_sent),
+                    Err(e @ PostError::Rejected { .. }) => {
+                        tracing::warn!(run_id = self.run_id, error = %e, "the server refused this run's results");
+                        return Delivery::Refused;
+                    }
+                    Err(PostError::Transport(e)) => {
+                        if last_ok.elapsed() >= self.lease * GIVE_UP_LEASES {
+                            tracing::error!(run_id = self.run_id, error = %e, "server unreachable; giving up this run's results");
+                            return Delivery::Lost;
+                        }
+                        std::thread::sleep(backoff.next_delay());
+                    }
+                }
+                continue;
+            }
+            let end = if unsent.is_some() { None } else { end };
             let (body, used, sends_end) = fit_body(&self.token, from, lines, partial, end.as_ref());
             let sent_to = from + used as u64;
             last_sent = Some(Instant::now());
@@ -330,6 +412,7 @@ mod tests {
             status: WorkerStatus::Failed,
             exit_code: Some(1),
             total: 8,
+            results: None,
         };
         let partial = Some(Partial {
             line: 8,

@@ -14,6 +14,7 @@ mod openapi;
 mod queue;
 mod recovery;
 mod reservations;
+mod results;
 mod run_process;
 mod runs;
 mod shutdown;

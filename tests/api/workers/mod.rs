@@ -10,6 +10,7 @@ mod delivery;
 mod failures;
 mod protocol;
 mod queue;
+mod results;
 mod run_process;
 mod secret;
 

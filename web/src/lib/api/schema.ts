@@ -142,6 +142,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/testruns/{id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a finished run again: same path, keyword, markers and environment unless given. */
+        post: operations["rerun_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/testruns/{id}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run's tests in the order pytest ran them (docs/results.md). */
+        get: operations["run_results"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/testruns/{id}/search": {
         parameters: {
             query?: never;
@@ -255,7 +289,11 @@ export interface components {
         CreateRun: {
             /** Format: int32 */
             env_id?: number | null;
+            /** @description pytest's `-k`: 1…200 printable characters, not starting with `-`. */
+            keyword?: string | null;
             labels?: string[] | null;
+            /** @description pytest's `-m`: 1…200 printable characters, not starting with `-`. */
+            markers?: string | null;
             path?: string | null;
             /** Format: int64 */
             priority?: number | null;
@@ -423,6 +461,21 @@ export interface components {
             /** @description The seed worker's whole log so far (taken from line 0 on). */
             logs?: string | null;
             partial?: null | components["schemas"]["Partial"];
+            /** @description Per-test rows the worker parsed from its JUnit file, in run order (docs/remote-workers.md). */
+            results?: components["schemas"]["TestResult"][] | null;
+            /**
+             * Format: int64
+             * @description The number (0-based) of the first of `results`.
+             */
+            results_from?: number | null;
+            /** @description With an end status: why the counts are only the live ones. */
+            results_note?: string | null;
+            /**
+             * Format: int64
+             * @description With an end status: how many result rows were sent; the end is refused (`results_gap`) until all are stored.
+             */
+            results_total?: number | null;
+            revision?: null | components["schemas"]["Revision"];
             /** @description `running` claims the run; `succeeded` / `failed` end it (with `total`). */
             status?: string | null;
             /** @description The run's token, from its job message. */
@@ -441,6 +494,28 @@ export interface components {
             cancel: boolean;
             status: components["schemas"]["RunStatus"];
         };
+        /** @description The body of `POST /api/testruns/{id}/rerun`. */
+        RerunBody: {
+            /**
+             * Format: int32
+             * @description Another environment than the run's own.
+             */
+            env_id?: number | null;
+            /** @description Labels instead of the run's environment. */
+            labels?: string[] | null;
+            /** @description Run only the node ids that failed or errored (400 when there are none). */
+            only_failed?: boolean | null;
+            username: string;
+            /** @description Queue behind a busy environment. */
+            wait?: boolean | null;
+        };
+        /** @description The project directory's git state when a run started. */
+        Revision: {
+            /** @description `git rev-parse HEAD`. */
+            commit: string;
+            /** @description `git status --porcelain --untracked-files=no` was not empty. */
+            dirty: boolean;
+        };
         /** @description One run, exactly as `GET /api/testruns/{id}` shows it. */
         Run: {
             /** @description RFC 3339, UTC, microseconds, `+00:00`. */
@@ -457,6 +532,8 @@ export interface components {
             finished_at?: string | null;
             /** Format: int64 */
             id: number;
+            /** @description pytest's `-k` expression, or null. */
+            keyword?: string | null;
             /** @description The labels asked for instead of an environment id, or null. */
             labels?: string[] | null;
             /**
@@ -472,6 +549,14 @@ export interface components {
             lines_lost_from?: number | null;
             /** @description True once the run printed at least one line. */
             logs: boolean;
+            /** @description pytest's `-m` expression, or null. */
+            markers?: string | null;
+            /**
+             * @description pytest's exit code in words (`passed`, `tests_failed`, `interrupted`,
+             *     `internal_error`, `usage_error`, `no_tests`, `crashed`); null until the
+             *     run ends, and for `cancelled`, `timeout`, `unknown`.
+             */
+            outcome?: string | null;
             /** @description A discovered test path such as `./tests/test_a.py`. */
             path: string;
             /**
@@ -484,13 +569,35 @@ export interface components {
              * @description 1 = next, while `queued`; else null.
              */
             queue_position?: number | null;
+            /**
+             * Format: int64
+             * @description The run this one repeats, or null.
+             */
+            rerun_of?: number | null;
+            /**
+             * @description Why a finished run's counts are only the live ones (no usable JUnit
+             *     file), or null.
+             */
+            results_note?: string | null;
+            revision?: null | components["schemas"]["Revision"];
+            /** @description Node ids run in place of the path (a re-run of failures), or null. */
+            select?: string[] | null;
             started_at?: string | null;
             status: components["schemas"]["RunStatus"];
+            summary?: null | components["schemas"]["Summary"];
             /** Format: int64 */
             timeout_s: number;
             username: string;
             /** @description The remote worker holding the run, if any. */
             worker?: string | null;
+        };
+        /** @description The answer of `GET /api/testruns/{id}/results`. */
+        RunResults: {
+            /** Format: int64 */
+            id: number;
+            summary?: null | components["schemas"]["Summary"];
+            /** @description In the order pytest ran them. */
+            tests: components["schemas"]["TestResult"][];
         };
         /**
          * @description Where a run stands. Moves only along [`super::transition::MOVES`].
@@ -507,6 +614,25 @@ export interface components {
             /** @description More lines match than `limit`. */
             more: boolean;
         };
+        /** @description A run's counts: live (`final: false`) or from JUnit (`final: true`). */
+        Summary: {
+            /** Format: int64 */
+            error: number;
+            /** Format: int64 */
+            failed: number;
+            /** @description True once the counts come from the JUnit file at the end of the run. */
+            final: boolean;
+            /** Format: int64 */
+            passed: number;
+            /** Format: int64 */
+            skipped: number;
+            /** Format: int64 */
+            total: number;
+            /** Format: int64 */
+            xfailed: number;
+            /** Format: int64 */
+            xpassed: number;
+        };
         /** @description An environment on which at least the threshold of tests are `env_suspect`. */
         SuspectEnv: {
             /** Format: int32 */
@@ -514,6 +640,26 @@ export interface components {
             /** @description The node ids `env_suspect` on it, sorted. */
             tests: string[];
             verdict: components["schemas"]["EnvVerdict"];
+        };
+        /**
+         * @description One test's outcome, as `GET /api/testruns/{id}/results` names it.
+         * @enum {string}
+         */
+        TestOutcome: "passed" | "failed" | "error" | "skipped" | "xfailed" | "xpassed";
+        /** @description One test of a run, as `GET /api/testruns/{id}/results` lists it. */
+        TestResult: {
+            /** Format: double */
+            duration_s?: number | null;
+            /**
+             * Format: int64
+             * @description The 0-based output line where pytest reported the test, or null.
+             */
+            line?: number | null;
+            /** @description The failure's (or skip's) first line, or null. */
+            message?: string | null;
+            /** @description As pytest prints it, relative to the project directory: `tests/test_a.py::TestX::test_y[1]`. */
+            nodeid: string;
+            outcome: components["schemas"]["TestOutcome"];
         };
         /** @description One test with a verdict. */
         TestVerdict: {
@@ -854,7 +1000,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description already_claimed, already_finished, line_gap */
+            /** @description already_claimed, already_finished, line_gap, results_gap */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -995,6 +1141,100 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LogsBody"];
+                };
+            };
+            /** @description not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rerun_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RerunBody"];
+            };
+        };
+        responses: {
+            /** @description The new run, with rerun_of */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Run"];
+                };
+            };
+            /** @description validation_failed (only_failed: no failures; any field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_finished, env_busy, env_disabled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_results: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                /** @description Comma-separated outcomes to keep (`passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`). */
+                outcome: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunResults"];
+                };
+            };
+            /** @description validation_failed (outcome) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description not_found */
