@@ -9,6 +9,7 @@
 //! One **revision** is an equal `(commit, dirty)`; every result without a
 //! revision (outside git) shares one.
 
+pub use crate::results::Revision;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,21 +20,13 @@ pub const MAX_WINDOW: u32 = 1000;
 /// `broken` needs this many newest decisive results, all fails.
 pub const BROKEN_STREAK: usize = 3;
 
-/// The project directory's git state when a run started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct GitRevision {
-    pub commit: String,
-    /// `git status --porcelain --untracked-files=no` was not empty.
-    pub dirty: bool,
-}
-
 /// One result of one test, with what its run says about where and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub run_id: i64,
     pub env_id: u32,
     /// `None` outside git; all of those count as one revision.
-    pub revision: Option<GitRevision>,
+    pub revision: Option<Revision>,
     /// `passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`.
     pub outcome: String,
     /// When the run ended (RFC 3339), if it did.
@@ -309,8 +302,8 @@ pub fn fresh_suspects<'a>(
 mod tests {
     use super::*;
 
-    fn rev(c: &str) -> Option<GitRevision> {
-        Some(GitRevision {
+    fn rev(c: &str) -> Option<Revision> {
+        Some(Revision {
             commit: c.into(),
             dirty: false,
         })
@@ -393,7 +386,7 @@ mod tests {
         );
         // A dirty tree is another revision than the clean one of the same commit.
         let mut dirty = s(2, 1, "a", "failed");
-        dirty.revision = Some(GitRevision {
+        dirty.revision = Some(Revision {
             commit: "a".into(),
             dirty: true,
         });

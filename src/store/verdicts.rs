@@ -11,7 +11,7 @@
 //! index (one seek per distinct node id).
 
 use super::StoreError;
-use crate::domain::verdicts::{GitRevision, Sample, TestWindow};
+use crate::domain::verdicts::{Revision, Sample, TestWindow};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ pub struct HistoryEntry {
     pub run_id: i64,
     pub env_id: u32,
     /// The project directory's git state when the run started; null outside git.
-    pub revision: Option<GitRevision>,
+    pub revision: Option<Revision>,
     /// `passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`.
     pub outcome: String,
     pub duration_s: Option<f64>,
@@ -30,8 +30,8 @@ pub struct HistoryEntry {
     pub finished_at: Option<String>,
 }
 
-fn revision(commit: Option<String>, dirty: Option<bool>) -> Option<GitRevision> {
-    commit.map(|commit| GitRevision {
+fn revision(commit: Option<String>, dirty: Option<bool>) -> Option<Revision> {
+    commit.map(|commit| Revision {
         commit,
         dirty: dirty.unwrap_or(false),
     })
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(w[0].samples[1].env_id, 2);
         assert_eq!(
             w[0].samples[0].revision,
-            Some(GitRevision {
+            Some(Revision {
                 commit: "abc".into(),
                 dirty: false
             })
