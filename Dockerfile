@@ -2,7 +2,19 @@
 # with Python and pytest (the embedded pool runs them) and tini as PID 1 so
 # that orphaned test processes are reaped.
 #
-# The image serves on 0.0.0.0. With remote workers (--redis / TESTSCHEDULER_REDIS)
+# The image serves on 0.0.0.0, so it starts with accounts (--auth local): until
+# the first account exists it serves only the sign-in page and prints how to
+# create one. In a running container (the database is found through
+# TESTSCHEDULER_DATABASE below; this works while the server runs):
+#
+#   docker exec -it CONTAINER testscheduler users add admin --role admin
+#
+# prints the new admin's password once. More accounts, roles and API tokens:
+# `testscheduler users --help`, `testscheduler tokens --help`, docs/accounts.md.
+# Behind an SSO proxy, set TESTSCHEDULER_AUTH=proxy and
+# TESTSCHEDULER_AUTH_PROXY_FROM=<the proxy's address> instead.
+#
+# With remote workers (--redis / TESTSCHEDULER_REDIS)
 # the server and every worker need the same worker secret, given at run time and
 # never baked into the image: TESTSCHEDULER_WORKER_SECRET (e.g. from an env file,
 # `docker run --env-file testscheduler.env ...`, as compose.yaml does) or

@@ -49,6 +49,10 @@ pub enum Command {
     Envs(EnvsArgs),
     /// Write a consistent copy of a (live) database to FILE.
     Backup(BackupArgs),
+    /// Manage accounts in the database file (works while the server runs).
+    Users(crate::accounts_cli::UsersArgs),
+    /// Manage API tokens in the database file (works while the server runs).
+    Tokens(crate::accounts_cli::TokensArgs),
 }
 
 /// Flags of `testscheduler serve`.
@@ -142,6 +146,85 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub worker_secret: WorkerSecretArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// The accounts flags of `serve` (PRODUCT.md "Accounts"; docs/accounts.md).
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Where accounts come from [default: none on a loopback --bind, local on any other].
+    #[arg(long = "auth", env = "TESTSCHEDULER_AUTH", value_name = "MODE")]
+    pub auth: Option<crate::auth::AuthMode>,
+    /// With --auth proxy: the header that carries the signed-in user's name.
+    #[arg(
+        long,
+        env = "TESTSCHEDULER_AUTH_PROXY_HEADER",
+        default_value = "X-Forwarded-User",
+        value_name = "H"
+    )]
+    pub auth_proxy_header: String,
+    /// With --auth proxy: the proxy's address; the header is believed from it only.
+    #[arg(long, env = "TESTSCHEDULER_AUTH_PROXY_FROM", value_name = "ADDR")]
+    pub auth_proxy_from: Option<String>,
+    /// With --auth proxy: the role of an account first seen through the proxy.
+    #[arg(
+        long,
+        env = "TESTSCHEDULER_AUTH_PROXY_ROLE",
+        default_value = "runner",
+        value_name = "ROLE"
+    )]
+    pub auth_proxy_role: crate::auth::Role,
+    /// Seconds a session may go unused before it ends (hidden: tests make it short).
+    #[arg(long, env = "TESTSCHEDULER_SESSION_IDLE", default_value_t = 7 * 86400, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_idle: u64,
+    /// Seconds a session lasts after sign-in, used or not (hidden).
+    #[arg(long, env = "TESTSCHEDULER_SESSION_MAX", default_value_t = 30 * 86400, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_max: u64,
+}
+
+impl AuthArgs {
+    /// The accounts settings for a server on `bind`; errors name the flag.
+    fn resolve(&self, bind: &SocketAddr, public_url: Option<&str>) -> Result<crate::auth::AuthConfig, ConfigError> {
+        use crate::auth::AuthMode;
+        let mode = self.auth.unwrap_or(if bind.ip().is_loopback() {
+            AuthMode::None
+        } else {
+            AuthMode::Local
+        });
+        let proxy_from = match (&self.auth_proxy_from, mode) {
+            (Some(a), AuthMode::Proxy) => Some(a.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                bad(
+                    "--auth-proxy-from",
+                    format!("{a:?} is not an IP address such as 127.0.0.1"),
+                )
+            })?),
+            (Some(_), _) => return Err(bad("--auth-proxy-from", "only goes with --auth proxy")),
+            (None, AuthMode::Proxy) => {
+                return Err(bad(
+                    "--auth-proxy-from",
+                    "--auth proxy needs the proxy's address: the header is believed from it only",
+                ))
+            }
+            (None, _) => None,
+        };
+        let header = self.auth_proxy_header.trim().to_ascii_lowercase();
+        if actix_web::http::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            return Err(bad(
+                "--auth-proxy-header",
+                format!("{:?} is not a header name", self.auth_proxy_header),
+            ));
+        }
+        Ok(crate::auth::AuthConfig {
+            mode,
+            proxy_header: header,
+            proxy_from,
+            proxy_role: self.auth_proxy_role,
+            session_idle: Duration::from_secs(self.session_idle),
+            session_max: Duration::from_secs(self.session_max),
+            secure_cookie: public_url.is_some_and(|u| u.starts_with("https://")),
+        })
+    }
 }
 
 /// The worker secret's flags, the same on server and worker.
@@ -391,6 +474,8 @@ pub struct Config {
     pub quarantine: bool,
     /// `--data-dir`: where each run's JUnit file is written (then removed).
     pub data_dir: PathBuf,
+    /// `--auth` and its companions.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Config {
@@ -499,7 +584,9 @@ impl Config {
                 return Err(bad("--notify-url", format!("{u:?} is not an http:// or https:// URL")));
             }
         }
+        let auth = args.auth.resolve(&bind, args.public_url.as_deref())?;
         Ok(Config {
+            auth,
             worker_secret,
             bind,
             database,
@@ -629,6 +716,16 @@ mod tests {
         assert_eq!(e.flag, "--run-timeout");
         let err = Cli::try_parse_from(["testscheduler", "--envs", "5-1"]).expect_err("bad envs");
         assert!(err.to_string().contains("--envs"));
+        let e = Config::from_args(args(&["--data-dir", "/definitely/not/here"])).expect_err("bad data dir");
+        assert_eq!(e.flag, "--data-dir");
+    }
+
+    #[test]
+    fn the_data_dir_defaults_to_the_databases_folder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("ts.db");
+        let c = Config::from_args(args(&["--database", db.to_str().expect("utf-8")])).expect("config");
+        assert_eq!(c.data_dir, dir.path());
     }
 
     #[test]
@@ -649,6 +746,23 @@ mod tests {
         assert_eq!(e.flag, "--public-url");
         let e = Config::from_args(args(&["--allowed-host", "a/b"])).expect_err("bad host");
         assert_eq!(e.flag, "--allowed-host");
+    }
+
+    #[test]
+    fn auth_defaults_to_none_on_loopback_and_local_elsewhere() {
+        use crate::auth::AuthMode;
+        let c = Config::from_args(args(&[])).expect("valid");
+        assert_eq!(c.auth.mode, AuthMode::None);
+        let c = Config::from_args(args(&["--bind", "0.0.0.0:0", "--public-url", "https://x.example"])).expect("valid");
+        assert_eq!(c.auth.mode, AuthMode::Local);
+        assert!(c.auth.secure_cookie);
+        let e = Config::from_args(args(&["--auth", "proxy"])).expect_err("no address");
+        assert_eq!(e.flag, "--auth-proxy-from");
+        let e = Config::from_args(args(&["--auth-proxy-from", "127.0.0.1"])).expect_err("not proxy");
+        assert_eq!(e.flag, "--auth-proxy-from");
+        let c = Config::from_args(args(&["--auth", "proxy", "--auth-proxy-from", "127.0.0.1"])).expect("valid");
+        assert_eq!(c.auth.proxy_header, "x-forwarded-user");
+        assert_eq!(c.auth.proxy_role, crate::auth::Role::Runner);
     }
 
     #[test]

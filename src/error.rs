@@ -50,6 +50,18 @@ pub enum AppError {
     /// A `Host` this server does not answer to (DNS rebinding).
     #[error("{0}")]
     MisdirectedRequest(String),
+    /// No, an expired or a revoked credential (accounts on).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A sign-in with a wrong name or password.
+    #[error("Wrong user name or password")]
+    InvalidCredentials,
+    /// The role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed sign-ins; the seconds to wait.
+    #[error("Too many failed sign-ins; try again in {0} s")]
+    RateLimited(u64),
 }
 
 impl AppError {
@@ -79,6 +91,10 @@ impl AppError {
             AppError::InvalidWorkerSecret => "invalid_worker_secret",
             AppError::ForbiddenOrigin(_) => "forbidden_origin",
             AppError::MisdirectedRequest(_) => "misdirected_request",
+            AppError::Unauthenticated(_) => "unauthenticated",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::RateLimited(_) => "rate_limited",
         }
     }
 }
@@ -104,6 +120,9 @@ impl ResponseError for AppError {
             AppError::InvalidWorkerSecret => StatusCode::FORBIDDEN,
             AppError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
+            AppError::Unauthenticated(_) | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -143,6 +162,12 @@ impl ResponseError for AppError {
             }
             AppError::LineGap { next } | AppError::ResultsGap { next } => {
                 body.insert("next".into(), json!(next));
+            }
+            AppError::RateLimited(wait) => {
+                body.insert("retry_after_s".into(), json!(wait));
+                return HttpResponse::build(self.status_code())
+                    .insert_header((actix_web::http::header::RETRY_AFTER, wait.to_string()))
+                    .json(Value::Object(body));
             }
             _ => {}
         }

@@ -1,6 +1,8 @@
 //! testscheduler: queue test runs on shared environments and watch them live.
 //! See ARCHITECTURE.md for the map.
 
+pub mod accounts_cli;
+pub mod auth;
 pub mod backup;
 pub mod client;
 pub mod config;

@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Some(Command::Cancel(args)) => client(testscheduler::client::cancel::run(args)),
         Some(Command::Envs(args)) => client(testscheduler::client::envs::run(args)),
         Some(Command::Backup(args)) => backup(args),
+        Some(Command::Users(args)) => accounts(testscheduler::accounts_cli::users(args)),
+        Some(Command::Tokens(args)) => accounts(testscheduler::accounts_cli::tokens(args)),
         None => serve(cli.serve),
     }
 }
@@ -61,8 +63,18 @@ fn serve(args: testscheduler::config::ServeArgs) -> ExitCode {
     };
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;
-        // The one line on stdout: scripts and tests read the chosen port from it.
+        // The first line on stdout: scripts and tests read the chosen port from it.
         println!("listening on http://{}", app.addr());
+        if app.needs_first_admin() {
+            // Not println!: whoever read the first line may have closed the pipe.
+            let _ = writeln!(
+                std::io::stdout(),
+                "no account exists yet (--auth local): create the first admin with\n  \
+                 testscheduler users add NAME --role admin --database {}\n\
+                 (in a container: docker exec CONTAINER testscheduler users add NAME --role admin)",
+                app.database().display()
+            );
+        }
         let _ = std::io::stdout().flush();
         app.run_until_stopped().await?;
         Ok::<(), testscheduler::startup::StartError>(())
@@ -95,6 +107,16 @@ fn worker(args: testscheduler::config::WorkerArgs) -> ExitCode {
 
 fn client(res: Result<u8, testscheduler::client::ClientError>) -> ExitCode {
     ExitCode::from(testscheduler::client::finish(res))
+}
+
+fn accounts(res: Result<(), testscheduler::accounts_cli::CliError>) -> ExitCode {
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 fn backup(args: testscheduler::config::BackupArgs) -> ExitCode {

@@ -44,7 +44,14 @@ use utoipa::{OpenApi, ToSchema};
         results_history,
         run_results,
         rerun_run,
-        healthz
+        healthz,
+        crate::http::auth_doc::login,
+        crate::http::auth_doc::logout,
+        crate::http::auth_doc::me,
+        crate::http::auth_doc::create_token,
+        crate::http::auth_doc::list_tokens,
+        crate::http::auth_doc::revoke_token,
+        crate::http::auth_doc::audit
     ),
     components(schemas(
         Run,
@@ -76,7 +83,16 @@ use utoipa::{OpenApi, ToSchema};
         crate::domain::verdicts::Verdict,
         crate::domain::verdicts::SuspectEnv,
         crate::domain::verdicts::EnvVerdict,
-        crate::store::verdicts::HistoryEntry
+        crate::store::verdicts::HistoryEntry,
+        crate::auth::Role,
+        crate::http::auth::Me,
+        crate::http::auth::TokenInfo,
+        crate::http::auth::TokenCreated,
+        crate::http::auth::AuditEntry,
+        crate::http::auth_doc::LoginBody,
+        crate::http::auth_doc::LogoutBody,
+        crate::http::auth_doc::LoggedOut,
+        crate::http::auth_doc::CreateTokenBody
     ))
 )]
 pub struct ApiDoc;
@@ -141,6 +157,9 @@ pub struct ErrorBody {
     /// `env_busy`: the run holding the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<i64>,
+    /// With `rate_limited`: seconds to wait (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 /// A worker's report about its run: `POST /api/testruns/{id}`.
@@ -318,6 +337,8 @@ fn list_runs() {}
     responses(
         (status = 201, description = "The new run", body = Run),
         (status = 400, description = "validation_failed", body = ErrorBody),
+        (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "forbidden: the role may not queue", body = ErrorBody),
         (status = 409, description = "env_busy", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody)))]
 fn create_run() {}
@@ -341,6 +362,8 @@ fn report_run() {}
 #[utoipa::path(post, path = "/api/testruns/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
     responses(
         (status = 200, description = "The run, now cancelled", body = Run),
+        (status = 401, description = "unauthenticated", body = ErrorBody),
+        (status = 403, description = "forbidden: not the run's owner nor an admin", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 409, description = "already_finished", body = ErrorBody)))]
 fn cancel_run() {}

@@ -51,6 +51,9 @@ pub struct Application {
     server: Server,
     scheduler: Scheduler,
     stop: tokio::sync::watch::Sender<bool>,
+    /// `--auth local` with no account yet: `main` says how to make the first admin.
+    first_admin: bool,
+    database: std::path::PathBuf,
     /// Held while the server lives: one server per database.
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
@@ -122,7 +125,10 @@ impl Application {
             source,
         })?;
         let addr = listener.local_addr()?;
+        let first_admin = config.auth.mode == crate::auth::AuthMode::Local
+            && crate::store::accounts::count_users(&*store.conn().map_err(store_error)?).map_err(store_error)? == 0;
         let state = AppState {
+            auth: Arc::new(crate::auth::Auth::new(config.auth.clone())),
             config: config.clone(),
             store,
             hub,
@@ -150,6 +156,7 @@ impl Application {
             .listen("http", listener, move || {
                 let (data, rules, stopping, metrics) = (data.clone(), rules.clone(), stopping.clone(), metrics.clone());
                 let app = App::new()
+                    .wrap(actix_web::middleware::from_fn(crate::auth::gate::gate))
                     .wrap(actix_web::middleware::from_fn(crate::http::guard::edge))
                     .wrap(tracing_actix_web::TracingLogger::<AccessLog>::new())
                     .app_data(data)
@@ -176,8 +183,10 @@ impl Application {
         if let (Some(redis), true) = (&config.redis, config.workers > 0) {
             start_local_slots(&config, redis, addr).map_err(StartError::Redis)?;
         }
-        tracing::info!(%addr, workers = config.workers, database = %config.database.display(), "server ready");
+        tracing::info!(%addr, workers = config.workers, database = %config.database.display(), auth = config.auth.mode.as_str(), "server ready");
         Ok(Application {
+            first_admin,
+            database: config.database.clone(),
             port: addr.port(),
             addr,
             server,
@@ -185,6 +194,16 @@ impl Application {
             stop: stop_tx,
             _lock: lock,
         })
+    }
+
+    /// Whether the server runs `--auth local` with no account yet.
+    pub fn needs_first_admin(&self) -> bool {
+        self.first_admin
+    }
+
+    /// The database file.
+    pub fn database(&self) -> &std::path::Path {
+        &self.database
     }
 
     /// The bound port.
@@ -276,7 +295,7 @@ fn lock_database(database: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs
 /// (its `logs` flag turned on).
 fn announce_lines(store: Store, hub: Hub, live: crate::results::LiveResults) -> crate::store::writer::OnCommit {
     Box::new(move |c| {
-        live.feed(c.run_id, c.from, &c.lines);
+        live.feed(c.run_id, c.from, &c.lines, c.first);
         if c.first {
             if let Ok(Some(run)) = store.conn().and_then(|conn| runs::get(&conn, c.run_id)) {
                 hub.publish_run(RunEvent::Changed, &run);

@@ -17,4 +17,6 @@ pub struct AppState {
     pub scheduler: Scheduler,
     pub tests: TestTree,
     pub workers: WorkerRegistry,
+    /// Accounts: settings, login limiter, revocation signal.
+    pub auth: Arc<crate::auth::Auth>,
 }

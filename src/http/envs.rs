@@ -2,6 +2,7 @@
 //! enable, and the state of the envs file. Thin: one scheduler call each.
 
 use super::dto;
+use crate::auth::{audit, Action, Principal};
 use crate::error::AppError;
 use crate::scheduler::ReservationRequest;
 use crate::state::AppState;
@@ -41,8 +42,10 @@ pub async fn disable(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
+    principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    principal.require(Action::ToggleEnv)?;
     let id = env_id(&path)?;
     let fields = dto::json_body(&req, payload).await?;
     let mut errors = crate::error::FieldErrors::new();
@@ -72,17 +75,50 @@ pub async fn disable(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    let scheduler = state.scheduler.clone();
-    let env = web::block(move || scheduler.set_disabled(id, Some(&reason))).await??;
+    let state = state.into_inner();
+    let env = web::block(move || {
+        let env = state.scheduler.set_disabled(id, Some(&reason))?;
+        audit::after(
+            &state.store,
+            principal.actor(),
+            "env.disable",
+            &format!("env {id}"),
+            &reason,
+        );
+        Ok::<_, AppError>(env)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(env))
 }
 
 /// `POST /api/envs/{id}/enable`.
-pub async fn enable(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn enable(
+    path: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Action::ToggleEnv)?;
     let id = env_id(&path)?;
-    let scheduler = state.scheduler.clone();
-    let env = web::block(move || scheduler.set_disabled(id, None)).await??;
+    let state = state.into_inner();
+    let env = web::block(move || {
+        let env = state.scheduler.set_disabled(id, None)?;
+        audit::after(&state.store, principal.actor(), "env.enable", &format!("env {id}"), "");
+        Ok::<_, AppError>(env)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(env))
+}
+
+/// Loads a reservation's owner and asks whether `principal` may change it.
+async fn may_change_reservation(state: &AppState, principal: &Principal, id: i64) -> Result<String, AppError> {
+    let store = state.store.clone();
+    let owner = web::block(move || -> Result<_, AppError> {
+        Ok(crate::store::reservations::get(&*store.conn()?, id)?.map(|r| r.username))
+    })
+    .await??
+    .ok_or_else(|| AppError::NotFound(format!("Reservation {id} not found")))?;
+    principal.require(Action::ChangeReservation { owner: &owner })?;
+    Ok(owner)
 }
 
 fn reservation_id(raw: &str) -> Result<i64, AppError> {
@@ -97,20 +133,32 @@ pub async fn reserve(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
+    principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    principal.require(Action::Reserve)?;
     let env_id = env_id(&path)?;
-    let fields = dto::json_body(&req, payload).await?;
+    let mut fields = dto::json_body(&req, payload).await?;
+    principal.sign_body(&mut fields);
     let valid = dto::parse_reservation(&fields, state.config.max_reservation)?;
-    let scheduler = state.scheduler.clone();
+    let state = state.into_inner();
     let r = web::block(move || {
-        scheduler.reserve(ReservationRequest {
+        let r = state.scheduler.reserve(ReservationRequest {
             env_id,
             username: valid.username,
             duration_s: valid.duration_s,
             note: valid.note,
             wait: valid.wait,
-        })
+        })?;
+        let detail = format!("reservation {} for {} s", r.id, valid.duration_s);
+        audit::after(
+            &state.store,
+            principal.actor(),
+            "env.reserve",
+            &format!("env {env_id}"),
+            &detail,
+        );
+        Ok::<_, AppError>(r)
     })
     .await??;
     Ok(HttpResponse::Created().json(r))
@@ -121,21 +169,51 @@ pub async fn move_reservation(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
+    principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let id = reservation_id(&path)?;
     let fields = dto::json_body(&req, payload).await?;
     let until = dto::parse_until(&fields)?;
-    let scheduler = state.scheduler.clone();
-    let r = web::block(move || scheduler.move_reservation(id, until)).await??;
+    let owner = may_change_reservation(&state, &principal, id).await?;
+    let state = state.into_inner();
+    let r = web::block(move || {
+        let r = state.scheduler.move_reservation(id, until)?;
+        let detail = format!("owner {owner}, until {}", crate::domain::run::timestamp(until));
+        audit::after(
+            &state.store,
+            principal.actor(),
+            "reservation.move",
+            &format!("reservation {id}"),
+            &detail,
+        );
+        Ok::<_, AppError>(r)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(r))
 }
 
 /// `DELETE /api/reservations/{rid}`: ends it now.
-pub async fn end_reservation(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn end_reservation(
+    path: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let id = reservation_id(&path)?;
-    let scheduler = state.scheduler.clone();
-    let r = web::block(move || scheduler.end_reservation(id)).await??;
+    let owner = may_change_reservation(&state, &principal, id).await?;
+    let state = state.into_inner();
+    let r = web::block(move || {
+        let r = state.scheduler.end_reservation(id)?;
+        audit::after(
+            &state.store,
+            principal.actor(),
+            "reservation.end",
+            &format!("reservation {id}"),
+            &format!("owner {owner}"),
+        );
+        Ok::<_, AppError>(r)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(r))
 }
 

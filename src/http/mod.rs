@@ -2,6 +2,8 @@
 //! make one scheduler or store call and answer; no SQL, status logic or process
 //! code lives here.
 
+pub mod auth;
+pub mod auth_doc;
 pub mod conn;
 pub mod dto;
 pub mod envs;
@@ -37,6 +39,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api")
+                .service(resource("/login").post(auth::login))
+                .service(resource("/logout").post(auth::logout))
+                .service(resource("/me").get(auth::me))
+                .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
+                .service(resource("/tokens/{id}").delete(auth::revoke_token))
+                .service(resource("/audit").get(auth::audit_log))
                 .service(resource("/tests").get(test_tree::list))
                 .service(resource("/openapi.json").get(openapi))
                 .service(resource("/envs").get(envs::list))

@@ -5,6 +5,7 @@
 
 use super::dto::{self, CreateContext};
 use super::runs::run_id;
+use crate::auth::{audit, Action, Principal};
 use crate::domain::{Run, RunId};
 use crate::error::{AppError, FieldErrors};
 use crate::results::{Summary, TestOutcome, TestResult};
@@ -81,22 +82,42 @@ pub async fn rerun(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
+    principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    principal.require(Action::QueueRun)?;
     let id = run_id(&path)?;
-    let fields = dto::json_body(&req, payload).await?;
+    let mut fields = dto::json_body(&req, payload).await?;
+    principal.sign_body(&mut fields);
     let state = state.into_inner();
-    let run = web::block(move || rerun_blocking(&state, id, &fields)).await??;
+    let run = web::block(move || {
+        let run = rerun_blocking(&state, &principal, id, &fields)?;
+        audit::after(
+            &state.store,
+            principal.actor(),
+            "run.rerun",
+            &format!("run {id}"),
+            &format!("run {}", run.id),
+        );
+        Ok::<_, AppError>(run)
+    })
+    .await??;
     Ok(HttpResponse::Created().json(run))
 }
 
-fn rerun_blocking(state: &AppState, id: RunId, fields: &Map<String, Value>) -> Result<Run, AppError> {
+fn rerun_blocking(
+    state: &AppState,
+    principal: &Principal,
+    id: RunId,
+    fields: &Map<String, Value>,
+) -> Result<Run, AppError> {
     let (old, failed) = {
         let conn = state.store.conn()?;
         let old = runs::get(&conn, id)?.ok_or_else(|| AppError::NotFound(format!("Run {id} not found")))?;
         let failed = results::failed_ids(&conn, id)?;
         (old, failed)
     };
+    principal.require(Action::Rerun { owner: &old.username })?;
     let mut errors = FieldErrors::new();
     dto::unknown_fields(fields, RERUN_FIELDS, &mut errors);
     let only_failed = dto::bool_field(fields, "only_failed", &mut errors);

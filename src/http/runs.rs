@@ -2,6 +2,7 @@
 //! call in `web::block`, answer. No SQL and no status logic here.
 
 use super::dto::{self, CreateContext, LinesQuery, ListQuery, SearchQuery};
+use crate::auth::{audit, Action, Principal};
 use crate::domain::{Run, RunId};
 use crate::error::AppError;
 use crate::scheduler::RunRequest;
@@ -34,9 +35,12 @@ pub async fn load_run(state: &AppState, id: RunId) -> Result<Run, AppError> {
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
+    principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let fields = dto::json_body(&req, payload).await?;
+    principal.require(Action::QueueRun)?;
+    let mut fields = dto::json_body(&req, payload).await?;
+    principal.sign_body(&mut fields);
     let state = state.into_inner();
     let run = web::block(move || {
         let ctx = CreateContext {
@@ -82,11 +86,28 @@ pub async fn get(path: web::Path<String>, state: web::Data<AppState>) -> Result<
     Ok(HttpResponse::Ok().json(run))
 }
 
-/// `POST /api/testruns/{id}/cancel`
-pub async fn cancel(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+/// `POST /api/testruns/{id}/cancel`: the run's owner (a runner) or an admin.
+pub async fn cancel(
+    path: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let id = run_id(&path)?;
-    let scheduler = state.scheduler.clone();
-    let run = web::block(move || scheduler.cancel(id)).await??;
+    let owner = load_run(&state, id).await?.username;
+    principal.require(Action::CancelRun { owner: &owner })?;
+    let state = state.into_inner();
+    let run = web::block(move || {
+        let run = state.scheduler.cancel(id)?;
+        audit::after(
+            &state.store,
+            principal.actor(),
+            "run.cancel",
+            &format!("run {id}"),
+            &format!("owner {owner}"),
+        );
+        Ok::<_, AppError>(run)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(run))
 }
 

@@ -7,6 +7,7 @@
 
 use super::conn::Stopping;
 use super::guard::{foreign_origin, EdgeRules};
+use crate::auth::{Credential, Principal};
 use crate::domain::{RunId, RunStatus};
 use crate::error::AppError;
 use crate::hub::{Budget, LogEvent, LogSubscription};
@@ -14,7 +15,7 @@ use crate::protocol::ws::{ClientOp, ServerFrame};
 use crate::state::AppState;
 use crate::store::{logs, runs};
 use actix_codec::Encoder;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::Message;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
@@ -60,11 +61,12 @@ pub async fn handshake(
         .map_into_boxed_body();
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
     let stopping = stopping.get_ref().clone();
+    let principal = req.extensions().get::<Principal>().cloned();
     let open = req
         .app_data::<web::Data<crate::metrics::Metrics>>()
         .map(|m| m.ws_connected());
     actix_web::rt::spawn(async move {
-        connection(state.into_inner(), outbox, stream, run_events, stopping).await;
+        connection(state.into_inner(), outbox, stream, run_events, stopping, principal).await;
         drop(open)
     });
     Ok(response)
@@ -217,8 +219,11 @@ async fn connection(
     mut stream: actix_ws::AggregatedMessageStream,
     run_events: broadcast::Receiver<Arc<str>>,
     stopping: Stopping,
+    principal: Option<Principal>,
 ) {
     let runs_task = actix_web::rt::spawn(forward_run_events(out.clone(), run_events));
+    let credential = actix_web::rt::spawn(credential_ends(state.clone(), principal));
+    tokio::pin!(credential);
     let budget = Budget::new(state.config.ws_queue_bytes);
     let mut follows: HashMap<RunId, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -230,6 +235,13 @@ async fn connection(
                 close = Some(actix_ws::CloseReason {
                     code: actix_ws::CloseCode::Away,
                     description: Some("the server is stopping".into()),
+                });
+                break;
+            }
+            _ = &mut credential => {
+                close = Some(actix_ws::CloseReason {
+                    code: actix_ws::CloseCode::Policy,
+                    description: Some("unauthenticated: the credential was revoked or expired".into()),
                 });
                 break;
             }
@@ -294,10 +306,35 @@ async fn connection(
         }
     }
     runs_task.abort();
+    credential.abort();
     for (_, task) in follows {
         task.abort();
     }
     out.close(close);
+}
+
+/// Returns once the credential the socket was opened with stops working
+/// (checked on every revocation through the API and every
+/// [`crate::auth::RECHECK_EVERY`]); never for `--auth none`.
+async fn credential_ends(state: Arc<AppState>, principal: Option<Principal>) {
+    let Some(principal) = principal.filter(|p| p.credential != Credential::Open) else {
+        return std::future::pending().await;
+    };
+    let mut revoked = state.auth.watch_revocations();
+    let mut tick = tokio::time::interval(crate::auth::RECHECK_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            changed = revoked.changed() => if changed.is_err() { return std::future::pending().await },
+            _ = tick.tick() => {}
+        }
+        let (store, auth, p) = (state.store.clone(), state.auth.clone(), principal.clone());
+        // A database that does not answer keeps the socket: only a clear "no" closes it.
+        if let Ok(Ok(false)) = web::block(move || crate::auth::resolve::still_valid(&store, &auth.config, &p)).await {
+            tracing::info!(user = ?principal.name, "closing a /ws socket: its credential stopped working");
+            return;
+        }
+    }
 }
 
 async fn forward_run_events(out: Outbox, mut rx: broadcast::Receiver<Arc<str>>) {

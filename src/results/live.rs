@@ -142,9 +142,16 @@ impl LiveResults {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Lines `from…` of run `id` were stored.
-    pub fn feed(&self, id: RunId, from: u64, lines: &[String]) {
-        self.lock().entry(id).or_default().feed(from, lines);
+    /// Lines `from…` of run `id` were stored; `first` when they are its
+    /// first lines. A run is counted from its first lines on, so a line added
+    /// after its end (the server's note) opens no new counter.
+    pub fn feed(&self, id: RunId, from: u64, lines: &[String], first: bool) {
+        let mut runs = self.lock();
+        match runs.get_mut(&id) {
+            Some(c) => c.feed(from, lines),
+            None if first => runs.entry(id).or_default().feed(from, lines),
+            None => {}
+        }
     }
 
     /// The runs whose counts changed since the last call, with their counts.
@@ -159,9 +166,9 @@ impl LiveResults {
             .collect()
     }
 
-    /// Forgets run `id` (it ended elsewhere) without waiting for publishing.
-    pub fn forget(&self, id: RunId) {
-        self.lock().remove(&id);
+    /// The runs counted now.
+    pub fn ids(&self) -> Vec<RunId> {
+        self.lock().keys().copied().collect()
     }
 
     /// Takes run `id`'s counter at its end (empty if it printed no result).
@@ -259,12 +266,17 @@ mod tests {
     #[test]
     fn the_table_hands_out_changed_counts_once() {
         let live = LiveResults::default();
-        live.feed(7, 0, &["tests/t.py::test_x FAILED".to_string()]);
+        live.feed(7, 0, &["tests/t.py::test_x FAILED".to_string()], true);
         let dirty = live.take_dirty();
         assert_eq!(dirty.len(), 1);
         assert_eq!(dirty[0].1.failed, 1);
         assert!(live.take_dirty().is_empty());
         assert_eq!(live.take(7).reported.len(), 1);
         assert!(live.take(7).reported.is_empty());
+        live.feed(7, 1, &["testscheduler: the run was cancelled".to_string()], false);
+        assert!(
+            live.runs.lock().expect("lock").is_empty(),
+            "a late note opens no counter"
+        );
     }
 }

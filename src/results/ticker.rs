@@ -9,14 +9,22 @@ use std::time::Duration;
 
 /// How often live counts go out.
 pub const EVERY: Duration = Duration::from_secs(1);
+/// Every this many ticks, counters of runs that ended without their end
+/// taking them (a note after the end opened one) are dropped.
+const SWEEP_EVERY: u32 = 60;
 
 /// Starts the `live-results` thread.
 pub fn start(live: LiveResults, store: Store, hub: Hub) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("live-results".into())
-        .spawn(move || loop {
-            std::thread::sleep(EVERY);
-            tick(&live, &store, &hub);
+        .spawn(move || {
+            for n in 1u32.. {
+                std::thread::sleep(EVERY);
+                tick(&live, &store, &hub);
+                if n % SWEEP_EVERY == 0 {
+                    sweep(&live, &store);
+                }
+            }
         })
         .map(|_| ())
 }
@@ -38,6 +46,18 @@ pub fn tick(live: &LiveResults, store: &Store, hub: &Hub) {
             // Not running (any more): its end stores its own counts.
             Ok(None) => {}
             Err(e) => tracing::warn!(run_id = id, error = %e, "could not store live counts"),
+        }
+    }
+}
+
+/// Drops the counters of runs that have ended and hold nothing.
+fn sweep(live: &LiveResults, store: &Store) {
+    let Ok(conn) = store.conn() else { return };
+    for id in live.ids() {
+        if let Ok(state) = runs::log_state(&conn, id) {
+            if state.is_none_or(|(status, _, holds)| status.is_finished() && !holds) {
+                live.take(id);
+            }
         }
     }
 }

@@ -89,7 +89,13 @@ impl Scheduler {
             return Ok(()); // ended meanwhile
         }
         self.note_in_log(id, note);
-        if self.apply(id, &Transition::finish(RunStatus::Unknown, None))?.is_some() {
+        // What its output said so far stays its results (counts not final).
+        let results = self.live_results(id);
+        let keep = |tx: &rusqlite::Connection| crate::store::results::store_final(tx, id, &results, None);
+        if self
+            .apply_with(id, &Transition::finish(RunStatus::Unknown, None), &keep)?
+            .is_some()
+        {
             tracing::warn!(
                 run_id = id,
                 worker,

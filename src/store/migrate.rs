@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_queue.sql"),
     include_str!("migrations/0005_lines_lost_from.sql"),
     include_str!("migrations/0006_results.sql"),
+    include_str!("migrations/0007_accounts.sql"),
 ];
 
 /// The newest schema version this binary knows.

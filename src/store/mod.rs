@@ -7,6 +7,8 @@
 //! an error to give up on: [`Store::retry_write`] and the log writer retry,
 //! and [`Store::unwritable`] tells `/healthz` why it is failing meanwhile.
 
+pub mod accounts;
+pub mod audit;
 pub mod logs;
 pub mod metrics;
 pub mod migrate;

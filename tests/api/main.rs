@@ -2,6 +2,7 @@
 //! temporary project of real pytest files and its own SQLite file, and talks
 //! HTTP and WebSocket to it.
 
+mod accounts;
 mod backup;
 mod cli;
 mod client;

@@ -9,7 +9,7 @@ use crate::helpers::spawn_app;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn document() -> Value {
+pub(crate) fn document() -> Value {
     serde_json::from_str(&testscheduler::openapi::document_json()).expect("the document is JSON")
 }
 
@@ -103,7 +103,7 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>
     }
 }
 
-fn assert_fits(doc: &Value, method: &str, path: &str, status: u16, got: (u16, Value)) {
+pub(crate) fn assert_fits(doc: &Value, method: &str, path: &str, status: u16, got: (u16, Value)) {
     let (got_status, body) = got;
     assert_eq!(got_status, status, "{method} {path}: {body}");
     let mut problems = Vec::new();

@@ -505,3 +505,54 @@ fn results_a_command_without_junit_still_counts_live() {
             .is_some_and(|t| t.len() == 2)
     });
 }
+
+#[test]
+fn results_live_counts_go_out_at_most_once_a_second() {
+    // 40 tests of 0.1 s each: results every 100 ms, for about 4 s.
+    let suite =
+        "import time, pytest\n\n@pytest.mark.parametrize('i', range(40))\ndef test_t(i):\n    time.sleep(0.1)\n";
+    let app = app_with_files(Opts::default(), &[("tests/test_paced.py", suite)]);
+    let mut ws = app.ws();
+    let run = create(
+        &app,
+        json!({"username": "tester", "env_id": 1, "path": "./tests/test_paced.py"}),
+    );
+    let id = run["id"].as_i64().expect("id");
+    let mut live_frames = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the run never ended");
+        let Some(f) = ws.next(Duration::from_secs(1)) else {
+            continue;
+        };
+        if f["event"] != "taskChanged" || f["run"]["id"] != id {
+            continue;
+        }
+        let r = &f["run"];
+        if r["status"] == "running" && r["summary"]["final"] == false {
+            live_frames.push(r["summary"]["total"].as_u64().unwrap_or(0));
+        }
+        if r["status"] == "succeeded" {
+            assert_eq!(r["summary"]["total"], 40, "{f}");
+            assert_eq!(r["summary"]["final"], true);
+            break;
+        }
+    }
+    assert!(!live_frames.is_empty(), "live counts went out while it ran");
+    // At most one live frame per second the run was running (read from the
+    // server's own stamps, so a slow reader here cannot bunch them up).
+    let (_, done) = app.get(&format!("/api/testruns/{id}"));
+    let stamp = |k: &str| chrono::DateTime::parse_from_rfc3339(done[k].as_str().expect("a moment")).expect("RFC 3339");
+    let running_s = (stamp("finished_at") - stamp("started_at")).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        live_frames.len() as f64 <= running_s.ceil() + 1.0,
+        "{} live frames in {running_s} s",
+        live_frames.len()
+    );
+    for pair in live_frames.windows(2) {
+        assert!(
+            pair[1] > pair[0],
+            "a live frame only goes out when the counts changed: {live_frames:?}"
+        );
+    }
+}

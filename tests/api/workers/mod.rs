@@ -6,6 +6,7 @@
 //! restarted servers, cancel, timeout, signals) and `protocol` (the report
 //! protocol's refusals).
 
+mod accounts;
 mod delivery;
 mod failures;
 mod protocol;

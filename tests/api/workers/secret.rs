@@ -440,7 +440,16 @@ fn the_compose_settings_serve_and_work_with_the_secret_from_the_env_file() {
         .spawn()
         .expect("worker starts");
     let _worker = KillOnDrop(worker);
+    // On 0.0.0.0 the server runs with accounts (--auth local): the first
+    // account and a token for it come from the CLI, as the README says.
+    let db = project.path().join("ts.db");
+    let (code, _, err) = crate::accounts::cli(&db, &["users", "add", "compose", "--role", "runner"], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, token, err) = crate::accounts::cli(&db, &["tokens", "create", "--user", "compose", "--name", "t"], None);
+    assert_eq!(code, 0, "{err}");
+    let bearer = format!("Bearer {}", token.trim());
     let created: Value = ureq::post(&format!("{base}/api/testruns"))
+        .set("Authorization", &bearer)
         .send_json(json!({"username": "compose", "env_id": 1, "path": "./tests/test_quick.py"}))
         .expect("queued")
         .into_json()
@@ -450,6 +459,7 @@ fn the_compose_settings_serve_and_work_with_the_secret_from_the_env_file() {
     let deadline = Instant::now() + T;
     while Instant::now() < deadline {
         let run: Value = ureq::get(&format!("{base}/api/testruns/{id}"))
+            .set("Authorization", &bearer)
             .call()
             .expect("get")
             .into_json()

@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who did what, newest first (admins). */
+        get: operations["audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/envs": {
         parameters: {
             query?: never;
@@ -13,6 +30,60 @@ export interface paths {
         };
         /** Every configured environment and the run holding it. */
         get: operations["list_envs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a password (`--auth local`): sets the session cookie
+         *     (HttpOnly, SameSite=Lax, Secure when --public-url is https).
+         */
+        post: operations["login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End this session, or every session of the account. */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who this is and in which mode the server runs. */
+        get: operations["me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -210,6 +281,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's tokens, never their secrets. */
+        get: operations["list_tokens"];
+        put?: never;
+        /** Create an API token for the caller (with the caller's role), shown only here. */
+        post: operations["create_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke one of the caller's tokens (an admin: anyone's); sockets opened with it close. */
+        delete: operations["revoke_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/verdicts": {
         parameters: {
             query?: never;
@@ -282,6 +388,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description One entry of `GET /api/audit`. */
+        AuditEntry: {
+            action: string;
+            actor: string;
+            at: string;
+            detail: string;
+            target: string;
+        };
         /**
          * @description A `POST /api/testruns` body as read, each field checked on its own so
          *     that every bad field is named in one answer.
@@ -303,6 +417,16 @@ export interface components {
             timeout_s?: number | null;
             username?: string | null;
             wait?: boolean;
+        };
+        /** @description `POST /api/tokens`. */
+        CreateTokenBody: {
+            /**
+             * Format: int64
+             * @description Days until it stops working (default 90, at most 3650).
+             */
+            expires_in_days?: number | null;
+            /** @description What the token is for (1 to 80 characters). */
+            name: string;
         };
         /**
          * @description An environment's verdict (only `suspect` exists).
@@ -339,6 +463,11 @@ export interface components {
              * @description `line_gap`: the line the server expects next.
              */
             next?: number | null;
+            /**
+             * Format: int64
+             * @description With `rate_limited`: seconds to wait (also the `Retry-After` header).
+             */
+            retry_after_s?: number | null;
             /**
              * Format: int64
              * @description `env_busy`: the run holding the environment.
@@ -423,6 +552,21 @@ export interface components {
              */
             total: number;
         };
+        /** @description The answer to `POST /api/logout`. */
+        LoggedOut: {
+            /** Format: int64 */
+            sessions_ended: number;
+        };
+        /** @description `POST /api/login`. */
+        LoginBody: {
+            password: string;
+            username: string;
+        };
+        /** @description `POST /api/logout` (the body is optional). */
+        LogoutBody: {
+            /** @description End every session of the account, not only this one. */
+            everywhere?: boolean | null;
+        };
         /** @description The whole output as one string: `GET /api/testruns/{id}/logs`. */
         LogsBody: {
             /** Format: int64 */
@@ -435,6 +579,14 @@ export interface components {
             /** Format: int64 */
             line: number;
             text: string;
+        };
+        /** @description `GET /api/me` and the answer to a sign-in. */
+        Me: {
+            /** @description `none`, `local` or `proxy`. */
+            auth?: string | null;
+            role: components["schemas"]["Role"];
+            /** @description The account; null under `--auth none`. */
+            username?: string | null;
         };
         /** @description The unfinished last line of a remote run. */
         Partial: {
@@ -510,6 +662,11 @@ export interface components {
             /** @description `git status --porcelain --untracked-files=no` was not empty. */
             dirty: boolean;
         };
+        /**
+         * @description An account's role, weakest first (the order is the permission order).
+         * @enum {string}
+         */
+        Role: "viewer" | "runner" | "admin";
         /** @description One run, exactly as `GET /api/testruns/{id}` shows it. */
         Run: {
             /** @description RFC 3339, UTC, microseconds, `+00:00`. */
@@ -667,6 +824,25 @@ export interface components {
             nodeid: string;
             verdict: components["schemas"]["Verdict"];
         };
+        /** @description `POST /api/tokens` → 201: the only time the token itself is shown. */
+        TokenCreated: {
+            expires_at: string;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            token: string;
+        };
+        /** @description An API token as its owner sees it (`GET /api/tokens`): never its secret. */
+        TokenInfo: {
+            created_at: string;
+            expired: boolean;
+            expires_at: string;
+            /** Format: int64 */
+            id: number;
+            /** @description Null until first used. */
+            last_used?: string | null;
+            name: string;
+        };
         /**
          * @description A test's verdict, first rule that holds wins (flaky > env_suspect > broken).
          * @enum {string}
@@ -775,6 +951,46 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    audit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description At most this many entries, newest first (default 100, at most 1000). */
+                limit: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntry"][];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_envs: {
         parameters: {
             query?: never;
@@ -791,6 +1007,127 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EnvView"][];
+                };
+            };
+        };
+    };
+    login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginBody"];
+            };
+        };
+        responses: {
+            /** @description Signed in; the cookie testscheduler_session is set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description validation_failed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no password sign-in in this --auth mode */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["LogoutBody"];
+            };
+        };
+        responses: {
+            /** @description Signed out; the cookie is cleared */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoggedOut"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -887,6 +1224,24 @@ export interface operations {
             };
             /** @description validation_failed */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: the role may not queue */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1023,6 +1378,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Run"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: not the run's owner nor an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description not_found */
@@ -1300,6 +1673,122 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+        };
+    };
+    list_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenInfo"][];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateTokenBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenCreated"];
+                };
+            };
+            /** @description validation_failed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden (no account under --auth none) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
