@@ -83,7 +83,6 @@ use utoipa::{OpenApi, ToSchema};
         crate::domain::verdicts::Verdict,
         crate::domain::verdicts::SuspectEnv,
         crate::domain::verdicts::EnvVerdict,
-        crate::domain::verdicts::GitRevision,
         crate::store::verdicts::HistoryEntry,
         crate::auth::Role,
         crate::http::auth::Me,

@@ -9,6 +9,7 @@
 //! One **revision** is an equal `(commit, dirty)`; every result without a
 //! revision (outside git) shares one.
 
+pub use crate::results::Revision;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,21 +20,13 @@ pub const MAX_WINDOW: u32 = 1000;
 /// `broken` needs this many newest decisive results, all fails.
 pub const BROKEN_STREAK: usize = 3;
 
-/// The project directory's git state when a run started.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
-pub struct GitRevision {
-    pub commit: String,
-    /// `git status --porcelain --untracked-files=no` was not empty.
-    pub dirty: bool,
-}
-
 /// One result of one test, with what its run says about where and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub run_id: i64,
     pub env_id: u32,
     /// `None` outside git; all of those count as one revision.
-    pub revision: Option<GitRevision>,
+    pub revision: Option<Revision>,
     /// `passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`.
     pub outcome: String,
     /// When the run ended (RFC 3339), if it did.
@@ -118,6 +111,14 @@ pub struct Verdicts {
     pub envs: Vec<SuspectEnv>,
 }
 
+/// What makes two results "one revision": equal commit and dirty; `None`
+/// (outside git) is one revision too.
+type RevKey<'a> = Option<(&'a str, bool)>;
+
+fn rev_key(s: &Sample) -> RevKey<'_> {
+    s.revision.as_ref().map(|r| (r.commit.as_str(), r.dirty))
+}
+
 /// Run ids, newest first, once each.
 fn newest_first(mut ids: Vec<i64>) -> Vec<i64> {
     ids.sort_unstable_by_key(|id| std::cmp::Reverse(*id));
@@ -136,9 +137,9 @@ pub fn judge(samples: &[Sample]) -> Option<(Verdict, Vec<u32>, Vec<i64>)> {
 fn flaky(samples: &[Sample]) -> Option<(Vec<u32>, Vec<i64>)> {
     /// Run ids of the passes and of the fails in one group.
     type PassesFails = (Vec<i64>, Vec<i64>);
-    let mut groups: HashMap<(u32, Option<&GitRevision>), PassesFails> = HashMap::new();
+    let mut groups: HashMap<(u32, RevKey<'_>), PassesFails> = HashMap::new();
     for s in samples {
-        let g = groups.entry((s.env_id, s.revision.as_ref())).or_default();
+        let g = groups.entry((s.env_id, rev_key(s))).or_default();
         match Kind::of(&s.outcome) {
             Kind::Pass => g.0.push(s.run_id),
             Kind::Fail => g.1.push(s.run_id),
@@ -178,11 +179,11 @@ fn env_suspect(samples: &[Sample]) -> Option<(Vec<u32>, Vec<i64>)> {
         if on.passes > 0 || on.fails.len() < 2 {
             continue;
         }
-        let revisions: BTreeSet<Option<&GitRevision>> = on.fails.iter().map(|s| s.revision.as_ref()).collect();
+        let revisions: BTreeSet<RevKey<'_>> = on.fails.iter().map(|s| rev_key(s)).collect();
         let elsewhere: Vec<i64> = samples
             .iter()
             .filter(|s| s.env_id != *env && Kind::of(&s.outcome) == Kind::Pass)
-            .filter(|s| revisions.contains(&s.revision.as_ref()))
+            .filter(|s| revisions.contains(&rev_key(s)))
             .map(|s| s.run_id)
             .collect();
         if elsewhere.is_empty() {
@@ -301,8 +302,8 @@ pub fn fresh_suspects<'a>(
 mod tests {
     use super::*;
 
-    fn rev(c: &str) -> Option<GitRevision> {
-        Some(GitRevision {
+    fn rev(c: &str) -> Option<Revision> {
+        Some(Revision {
             commit: c.into(),
             dirty: false,
         })
@@ -385,7 +386,7 @@ mod tests {
         );
         // A dirty tree is another revision than the clean one of the same commit.
         let mut dirty = s(2, 1, "a", "failed");
-        dirty.revision = Some(GitRevision {
+        dirty.revision = Some(Revision {
             commit: "a".into(),
             dirty: true,
         });

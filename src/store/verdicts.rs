@@ -3,14 +3,18 @@
 //! enable/disable state quarantine looks at. Nothing here judges: the rules
 //! are in `domain::verdicts`.
 //!
-//! Fast by the index `test_results_nodeid (nodeid, run_id DESC)`: the node ids
-//! are walked by a skip-scan (one index seek per distinct node id), then each
-//! window is one index range of at most N rows, never a scan of all results.
+//! Fast without reading all results: the newest N runs' results are one range
+//! of the primary key, and a test run in each of them has its whole window
+//! there. Only a test that was not (a new or a rarely run test) takes its
+//! window from the index `test_results_nodeid (nodeid, run_id DESC)`, one
+//! range of at most N rows. The node ids are walked by a skip-scan of that
+//! index (one seek per distinct node id).
 
 use super::StoreError;
-use crate::domain::verdicts::{GitRevision, Sample, TestWindow};
+use crate::domain::verdicts::{Revision, Sample, TestWindow};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One result of a test's history: `GET /api/results/history`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -18,7 +22,7 @@ pub struct HistoryEntry {
     pub run_id: i64,
     pub env_id: u32,
     /// The project directory's git state when the run started; null outside git.
-    pub revision: Option<GitRevision>,
+    pub revision: Option<Revision>,
     /// `passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`.
     pub outcome: String,
     pub duration_s: Option<f64>,
@@ -26,8 +30,8 @@ pub struct HistoryEntry {
     pub finished_at: Option<String>,
 }
 
-fn revision(commit: Option<String>, dirty: Option<bool>) -> Option<GitRevision> {
-    commit.map(|commit| GitRevision {
+fn revision(commit: Option<String>, dirty: Option<bool>) -> Option<Revision> {
+    commit.map(|commit| Revision {
         commit,
         dirty: dirty.unwrap_or(false),
     })
@@ -52,6 +56,7 @@ fn node_ids(conn: &Connection) -> Result<Vec<String>, StoreError> {
 /// transaction (one consistent snapshot). Tests sorted by node id.
 pub fn windows(conn: &Connection, n: u32) -> Result<Vec<TestWindow>, StoreError> {
     let tx = conn.unchecked_transaction()?;
+    let mut recent = recent_samples(&tx, n)?;
     let mut out = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
@@ -61,17 +66,24 @@ pub fn windows(conn: &Connection, n: u32) -> Result<Vec<TestWindow>, StoreError>
              ORDER BY t.run_id DESC LIMIT ?2",
         )?;
         for nodeid in node_ids(&tx)? {
-            let samples = stmt
-                .query_map(params![nodeid, n], |r| {
-                    Ok(Sample {
-                        run_id: r.get(0)?,
-                        env_id: r.get(1)?,
-                        revision: revision(r.get(2)?, r.get(3)?),
-                        outcome: r.get(4)?,
-                        finished_at: r.get(5)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let samples = match recent.remove(&nodeid) {
+                Some(mut s) if s.len() >= n as usize => {
+                    s.truncate(n as usize);
+                    s
+                }
+                // Fewer than n in the recent runs: the older ones are further back.
+                _ => stmt
+                    .query_map(params![nodeid, n], |r| {
+                        Ok(Sample {
+                            run_id: r.get(0)?,
+                            env_id: r.get(1)?,
+                            revision: revision(r.get(2)?, r.get(3)?),
+                            outcome: r.get(4)?,
+                            finished_at: r.get(5)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
             if !samples.is_empty() {
                 out.push(TestWindow { nodeid, samples });
             }
@@ -79,6 +91,55 @@ pub fn windows(conn: &Connection, n: u32) -> Result<Vec<TestWindow>, StoreError>
     }
     tx.commit()?;
     Ok(out)
+}
+
+/// Every result of the newest `n` finished runs that have results, by node
+/// id, newest first: one range of the results' primary key. A test found
+/// `n` times here has its whole window here (everything else is older).
+fn recent_samples(conn: &Connection, n: u32) -> Result<HashMap<String, Vec<Sample>>, StoreError> {
+    let from: i64 = conn
+        .query_row(
+            "SELECT id FROM runs
+             WHERE finished_at IS NOT NULL AND EXISTS (SELECT 1 FROM test_results WHERE run_id = runs.id)
+             ORDER BY id DESC LIMIT 1 OFFSET ?1",
+            [n.saturating_sub(1)],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let mut runs = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, env_id, revision_commit, revision_dirty, finished_at FROM runs
+         WHERE id >= ?1 AND finished_at IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([from])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let env: u32 = r.get(1)?;
+        runs.insert(
+            id,
+            (env, revision(r.get(2)?, r.get(3)?), r.get::<_, Option<String>>(4)?),
+        );
+    }
+    let mut by_test: HashMap<String, Vec<Sample>> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT run_id, nodeid, outcome FROM test_results WHERE run_id >= ?1 ORDER BY run_id DESC, seq",
+    )?;
+    let mut rows = stmt.query([from])?;
+    while let Some(r) = rows.next()? {
+        let run_id: i64 = r.get(0)?;
+        let Some((env_id, revision, finished_at)) = runs.get(&run_id) else {
+            continue;
+        };
+        by_test.entry(r.get(1)?).or_default().push(Sample {
+            run_id,
+            env_id: *env_id,
+            revision: revision.clone(),
+            outcome: r.get(2)?,
+            finished_at: finished_at.clone(),
+        });
+    }
+    Ok(by_test)
 }
 
 /// Test `nodeid`'s last `limit` results of finished runs, newest first.
@@ -190,13 +251,61 @@ mod tests {
         assert_eq!(w[0].samples[1].env_id, 2);
         assert_eq!(
             w[0].samples[0].revision,
-            Some(GitRevision {
+            Some(Revision {
                 commit: "abc".into(),
                 dirty: false
             })
         );
         assert_eq!(w[2].samples[0].revision, None);
         assert_eq!(w[2].samples[0].finished_at.as_deref(), END);
+    }
+
+    /// Each window equals the plain per-test query, whether it came from the
+    /// newest runs' range or from the index (rare tests, unfinished runs).
+    #[test]
+    fn windows_equal_each_tests_own_last_n() {
+        let (_dir, store) = store();
+        let conn = store.conn().expect("conn");
+        let outcomes = ["passed", "failed", "skipped", "error"];
+        for i in 0..40usize {
+            let mut results = vec![("t.py::every", outcomes[i % 4])];
+            if i % 7 == 0 {
+                results.push(("t.py::rare", outcomes[i % 3]));
+            }
+            if i < 5 {
+                results.push(("t.py::gone", "passed"));
+            }
+            if i >= 37 {
+                results.push(("t.py::new", "failed"));
+            }
+            let end = if i % 11 == 10 { None } else { END };
+            let commit = format!("c{}", i / 10);
+            run(&conn, 1 + (i % 3) as u32, Some(&commit), end, &results);
+        }
+        // A run without results is no run of the window.
+        run(&conn, 2, None, END, &[]);
+        for n in [1, 2, 3, 5, 20, 100] {
+            let got = windows(&conn, n).expect("windows");
+            let names: Vec<&str> = got.iter().map(|w| w.nodeid.as_str()).collect();
+            assert_eq!(
+                names,
+                ["t.py::every", "t.py::gone", "t.py::new", "t.py::rare"],
+                "n = {n}"
+            );
+            for w in &got {
+                let want: Vec<(i64, String)> = history(&conn, &w.nodeid, n)
+                    .expect("history")
+                    .into_iter()
+                    .map(|h| (h.run_id, h.outcome))
+                    .collect();
+                let have: Vec<(i64, String)> = w.samples.iter().map(|s| (s.run_id, s.outcome.clone())).collect();
+                assert_eq!(have, want, "{} at n = {n}", w.nodeid);
+                assert!(w
+                    .samples
+                    .iter()
+                    .all(|s| s.finished_at.is_some() && s.revision.is_some()));
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Verdicts, history and quarantine, black-box: the real binary on a database
-//! whose history this test writes (finished runs and their `test_results`
-//! rows, as the results parser stores them), queried over HTTP; quarantine is
-//! set off by real runs ending.
+//! Verdicts, history and quarantine, black-box. Real runs of a pytest suite
+//! whose outcomes follow `TESTSCHEDULER_ENV_ID` and counter files make the
+//! history; histories too long or too odd to run (revisions, xpassed, many
+//! environments) are written into the server's database beside it, as the
+//! results parser stores them, and queried over HTTP; quarantine is set off
+//! by real runs ending.
 
 use crate::helpers::{spawn_app_with, wait_until, Opts, TestApp, BIN};
 use rusqlite::{params, Connection};
@@ -355,4 +357,149 @@ fn quarantine_keeps_to_the_threshold_and_needs_its_flag() {
     let (_, verdicts) = plain.get("/api/verdicts");
     assert_eq!(verdicts["envs"][0]["id"], 7, "{verdicts}");
     assert_ne!(env(&plain, 7)["state"], "disabled");
+}
+/// A suite whose outcomes follow the run's environment
+/// (`TESTSCHEDULER_ENV_ID`) and counter files in the project directory.
+const ENV_SUITE: &str = r#"import os, pathlib, pytest
+
+ENV = int(os.environ["TESTSCHEDULER_ENV_ID"])
+
+
+def bump(name):
+    p = pathlib.Path(".counters") / name
+    p.parent.mkdir(exist_ok=True)
+    n = int(p.read_text()) if p.exists() else 0
+    p.write_text(str(n + 1))
+    return n
+
+
+def test_flaky():
+    # On env 1 it fails on every other run.
+    if ENV == 1:
+        assert bump("flaky") % 2 == 0
+
+
+@pytest.mark.parametrize("part", ["a", "b", "c"])
+def test_rig(part):
+    # Fails only on the bad rigs.
+    assert ENV not in (7, 8)
+
+
+def test_broken():
+    assert False, "broken everywhere"
+
+
+def test_healthy():
+    pass
+
+
+def test_skipped():
+    pytest.skip("never runs")
+"#;
+
+const RIGS: [&str; 3] = [
+    "tests/test_v.py::test_rig[a]",
+    "tests/test_v.py::test_rig[b]",
+    "tests/test_v.py::test_rig[c]",
+];
+
+/// Runs the suite on `env` to its end; its id.
+fn run_suite(app: &TestApp, env: u32) -> i64 {
+    let run = app.queue(env, "./tests/test_v.py");
+    let id = run["id"].as_i64().expect("id");
+    let done = app.wait_finished(id, T);
+    assert_eq!(done["status"], "failed", "test_broken always fails: {done}");
+    id
+}
+
+fn suite_app(args: &[&str]) -> TestApp {
+    let app = self::app(args);
+    std::fs::write(app.path().join("tests/test_v.py"), ENV_SUITE).expect("write the suite");
+    app
+}
+
+#[test]
+fn real_runs_give_each_verdict_and_a_newest_first_history() {
+    let app = suite_app(&[]);
+    let (_, empty) = app.get("/api/verdicts");
+    assert_eq!(empty, json!({"tests": [], "envs": []}));
+    let ids: Vec<i64> = [1, 1, 7, 7, 2, 3].iter().map(|env| run_suite(&app, *env)).collect();
+    let (status, body) = app.get("/api/verdicts");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        verdict_of(&body, "tests/test_v.py::test_flaky"),
+        Some(
+            &json!({"nodeid": "tests/test_v.py::test_flaky", "verdict": "flaky", "envs": [1], "evidence": [ids[1], ids[0]]})
+        )
+    );
+    for rig in RIGS {
+        let v = verdict_of(&body, rig).unwrap_or_else(|| panic!("{rig}: {body}"));
+        assert_eq!(v["verdict"], "env_suspect", "{v}");
+        assert_eq!(v["envs"], json!([7]), "{v}");
+        // The two fails on env 7 and the passes elsewhere.
+        assert_eq!(
+            v["evidence"],
+            json!([ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]]),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        verdict_of(&body, "tests/test_v.py::test_broken"),
+        Some(
+            &json!({"nodeid": "tests/test_v.py::test_broken", "verdict": "broken", "envs": [2, 3, 7], "evidence": [ids[5], ids[4], ids[3]]})
+        )
+    );
+    assert!(verdict_of(&body, "tests/test_v.py::test_healthy").is_none(), "{body}");
+    assert!(verdict_of(&body, "tests/test_v.py::test_skipped").is_none(), "{body}");
+    assert_eq!(body["envs"], json!([{"id": 7, "verdict": "suspect", "tests": RIGS}]));
+
+    let (status, hist) = app.get("/api/results/history?nodeid=tests/test_v.py::test_flaky&limit=10");
+    assert_eq!(status, 200, "{hist}");
+    let runs: Vec<i64> = hist
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|h| h["run_id"].as_i64())
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(runs, newest_first, "{hist}");
+    let outcomes: Vec<&str> = hist
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|h| h["outcome"].as_str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["passed", "passed", "passed", "passed", "failed", "passed"],
+        "{hist}"
+    );
+    assert_eq!(hist[0]["env_id"], 3);
+    assert_eq!(hist[0]["revision"], Value::Null, "the project is not a git repository");
+}
+
+#[test]
+fn real_runs_quarantine_a_bad_rig_until_enabled_and_again_only_on_new_fails() {
+    let app = suite_app(&["--quarantine"]);
+    run_suite(&app, 1);
+    run_suite(&app, 7);
+    assert_ne!(env(&app, 7)["state"], "disabled", "one fail is no evidence");
+    run_suite(&app, 7);
+    wait_until(T, "env 7 quarantined", || env(&app, 7)["state"] == "disabled");
+    assert_eq!(env(&app, 7)["disabled_reason"], "suspect: 3 tests fail only here");
+    let (status, body) = app.post("/api/envs/7/enable", json!({}));
+    assert_eq!(status, 200, "{body}");
+    // Env 8 goes bad too; its quarantine shows an evaluation ran after the enable.
+    run_suite(&app, 8);
+    run_suite(&app, 8);
+    wait_until(T, "env 8 quarantined", || env(&app, 8)["state"] == "disabled");
+    assert_ne!(
+        env(&app, 7)["state"],
+        "disabled",
+        "no new fail on env 7 since its enable"
+    );
+    // A new fail on env 7 is new evidence.
+    run_suite(&app, 7);
+    wait_until(T, "env 7 quarantined again", || env(&app, 7)["state"] == "disabled");
 }

@@ -474,12 +474,6 @@ export interface components {
              */
             run_id?: number | null;
         };
-        /** @description The project directory's git state when a run started. */
-        GitRevision: {
-            commit: string;
-            /** @description `git status --porcelain --untracked-files=no` was not empty. */
-            dirty: boolean;
-        };
         /** @description `GET /healthz` while the database answers. */
         Health: {
             status: string;
@@ -513,7 +507,7 @@ export interface components {
             finished_at?: string | null;
             /** @description `passed`, `failed`, `error`, `skipped`, `xfailed`, `xpassed`. */
             outcome: string;
-            revision?: null | components["schemas"]["GitRevision"];
+            revision?: null | components["schemas"]["Revision"];
             /** Format: int64 */
             run_id: number;
         };
