@@ -3,13 +3,12 @@
 //! create path, `rerun_of` set). No SQL here: store and scheduler calls in
 //! `web::block`.
 
-use super::dto::{self, CreateContext};
+use super::dto;
 use super::runs::run_id;
 use crate::auth::{audit, Action, Principal};
 use crate::domain::{Run, RunId};
 use crate::error::{AppError, FieldErrors};
 use crate::results::{Summary, TestOutcome, TestResult};
-use crate::scheduler::RunRequest;
 use crate::state::AppState;
 use crate::store::{results, runs};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -169,28 +168,8 @@ fn rerun_blocking(
     if let Some(m) = &old.markers {
         body.insert("markers".into(), Value::from(m.clone()));
     }
-    let ctx = CreateContext {
-        envs: state.scheduler.environments().catalog(),
-        max_timeout: state.config.max_run_timeout,
-        tests: state.tests.clone(),
-    };
-    let valid = dto::parse_create(&body, &ctx)?;
     let select = if only_failed { Some(failed) } else { old.select.clone() };
-    state.scheduler.create(RunRequest {
-        username: valid.username,
-        target: valid.target,
-        path: valid.path,
-        timeout_s: valid.timeout_s.unwrap_or(state.config.run_timeout),
-        wait: valid.wait,
-        priority: valid.priority,
-        queue_timeout_s: None,
-        picks: runs::Picks {
-            select,
-            keyword: valid.keyword,
-            markers: valid.markers,
-            rerun_of: Some(id),
-        },
-    })
+    super::runs::queue_body(state, &body, select, Some(id))
 }
 
 #[cfg(test)]

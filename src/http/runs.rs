@@ -10,6 +10,7 @@ use crate::state::AppState;
 use crate::store::{logs, runs};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
+use serde_json::{Map, Value};
 
 /// Parses the `{id}` segment; anything but a positive integer is simply not found.
 pub fn run_id(raw: &str) -> Result<RunId, AppError> {
@@ -42,30 +43,40 @@ pub async fn create(
     let mut fields = dto::json_body(&req, payload).await?;
     principal.sign_body(&mut fields);
     let state = state.into_inner();
-    let run = web::block(move || {
-        let ctx = CreateContext {
-            envs: state.scheduler.environments().catalog(),
-            max_timeout: state.config.max_run_timeout,
-            tests: state.tests.clone(),
-        };
-        let valid = dto::parse_create(&fields, &ctx)?;
-        state.scheduler.create(RunRequest {
-            username: valid.username,
-            target: valid.target,
-            path: valid.path,
-            timeout_s: valid.timeout_s.unwrap_or(state.config.run_timeout),
-            wait: valid.wait,
-            priority: valid.priority,
-            queue_timeout_s: valid.queue_timeout_s,
-            picks: crate::store::runs::Picks {
-                keyword: valid.keyword,
-                markers: valid.markers,
-                ..Default::default()
-            },
-        })
-    })
-    .await??;
+    let run = web::block(move || queue_body(&state, &fields, None, None)).await??;
     Ok(HttpResponse::Created().json(run))
+}
+
+/// Validates a body shaped like `POST /api/testruns`'s and queues the run it
+/// asks for: the one way the API creates a run (a re-run adds the node ids it
+/// selects and the run it repeats).
+pub(super) fn queue_body(
+    state: &AppState,
+    fields: &Map<String, Value>,
+    select: Option<Vec<String>>,
+    rerun_of: Option<RunId>,
+) -> Result<Run, AppError> {
+    let ctx = CreateContext {
+        envs: state.scheduler.environments().catalog(),
+        max_timeout: state.config.max_run_timeout,
+        tests: state.tests.clone(),
+    };
+    let valid = dto::parse_create(fields, &ctx)?;
+    state.scheduler.create(RunRequest {
+        username: valid.username,
+        target: valid.target,
+        path: valid.path,
+        timeout_s: valid.timeout_s.unwrap_or(state.config.run_timeout),
+        wait: valid.wait,
+        priority: valid.priority,
+        queue_timeout_s: valid.queue_timeout_s,
+        picks: crate::store::runs::Picks {
+            select,
+            keyword: valid.keyword,
+            markers: valid.markers,
+            rerun_of,
+        },
+    })
 }
 
 /// `GET /api/testruns`
