@@ -2,7 +2,7 @@
 //! while the server runs, every change audited; and an upgrade from a
 //! database that had no accounts keeps every run.
 
-use super::{add_user, call, cli, local_app, login};
+use super::{add_user, call, cli, local_app, login, login_with};
 use crate::helpers::{spawn_app_with, Opts};
 use serde_json::json;
 
@@ -114,7 +114,7 @@ fn users_are_managed_on_the_database_file() {
     );
     let (code, _, _) = cli(&app.db, &["users", "enable", "bea"], None);
     assert_eq!(code, 0);
-    let root = login_cookie(&app, "ada", &generated);
+    let root = login_with(&app, "ada", &generated);
     let audit = call(&app, "GET", "/api/audit", &[("Cookie", &root)], None).body;
     let actions: Vec<&str> = audit
         .as_array()
@@ -126,21 +126,6 @@ fn users_are_managed_on_the_database_file() {
     for a in ["user.add", "user.role", "user.password", "user.disable", "user.enable"] {
         assert!(actions.contains(&a), "{a} in {audit}");
     }
-}
-
-fn login_cookie(app: &crate::helpers::TestApp, name: &str, pw: &str) -> String {
-    let r = call(
-        app,
-        "POST",
-        "/api/login",
-        &[],
-        Some(json!({"username": name, "password": pw})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_string()
 }
 
 #[test]

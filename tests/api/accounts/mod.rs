@@ -116,12 +116,17 @@ pub fn call(app: &TestApp, method: &str, path: &str, headers: &[(&str, &str)], b
 
 /// Signs `name` in with its test password; returns the `Cookie` header value.
 pub fn login(app: &TestApp, name: &str) -> String {
+    login_with(app, name, &password_of(name))
+}
+
+/// Signs `name` in with `password`: the session cookie's `name=value`.
+pub fn login_with(app: &TestApp, name: &str, password: &str) -> String {
     let r = call(
         app,
         "POST",
         "/api/login",
         &[],
-        Some(serde_json::json!({"username": name, "password": password_of(name)})),
+        Some(serde_json::json!({"username": name, "password": password})),
     );
     assert_eq!(r.status, 200, "login {name}: {}", r.body);
     let set = r.header("set-cookie").expect("a session cookie");

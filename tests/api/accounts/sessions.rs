@@ -1,7 +1,7 @@
 //! Sign-in, sessions and their ends, the login rate limit, cross-site
 //! requests, secrets kept out of logs and answers, and `--auth none`.
 
-use super::{add_user, call, cli, local_app, login, password_of};
+use super::{add_user, call, cli, local_app, login, login_with, password_of};
 use crate::helpers::{spawn_app, spawn_app_with, Opts, BIN};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -248,21 +248,6 @@ fn passwords_never_reach_the_log_or_an_answer() {
         !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "only the hash is stored"
     );
-}
-
-fn login_with(app: &crate::helpers::TestApp, name: &str, pw: &str) -> String {
-    let r = call(
-        app,
-        "POST",
-        "/api/login",
-        &[],
-        Some(json!({"username": name, "password": pw})),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_string()
 }
 
 #[test]
