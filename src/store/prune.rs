@@ -2,24 +2,19 @@
 //! in small transactions (the pruner in `src/retention.rs` decides when).
 
 use super::StoreError;
-use crate::domain::{RunId, RunStatus};
+use crate::domain::RunId;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 /// Up to `limit` runs that finished before `cutoff` (a timestamp as the store
 /// writes them) and no longer hold an environment, oldest first; with
 /// `logs_left`, only those whose output is still there.
 pub fn finished_before(conn: &Connection, cutoff: &str, logs_left: bool, limit: u32) -> Result<Vec<RunId>, StoreError> {
-    let finished: Vec<String> = RunStatus::ALL
-        .into_iter()
-        .filter(|s| s.is_finished())
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect();
     let sql = format!(
         "SELECT id FROM runs
          WHERE finished_at IS NOT NULL AND finished_at < ?1 AND holds_env = 0
            AND status IN ({}) AND (?2 = 0 OR logs_pruned = 0)
          ORDER BY finished_at LIMIT ?3",
-        finished.join(", ")
+        super::runs::status_list(true)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let ids = stmt.query_map(params![cutoff, logs_left, limit], |r| r.get(0))?;

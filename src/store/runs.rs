@@ -278,18 +278,24 @@ pub fn apply(conn: &Connection, id: RunId, t: &Transition, now: &str) -> Result<
     Ok(n == 1)
 }
 
+/// The statuses that are finished (or, with `false`, those that are not) as
+/// an SQL list of quoted names, for `status IN (…)`.
+pub fn status_list(finished: bool) -> String {
+    RunStatus::ALL
+        .iter()
+        .filter(|s| s.is_finished() == finished)
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Frees the environment of a run that already reached an end; records its
 /// exit code if it had none. A run that can still move keeps what it holds.
 pub fn release(conn: &Connection, id: RunId, exit_code: Option<i32>) -> Result<bool, StoreError> {
-    let unfinished: Vec<String> = RunStatus::ALL
-        .iter()
-        .filter(|s| !s.is_finished())
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect();
     let sql = format!(
         "UPDATE runs SET holds_env = 0, exit_code = COALESCE(exit_code, ?2), pgid = NULL
          WHERE id = ?1 AND holds_env = 1 AND status NOT IN ({})",
-        unfinished.join(", ")
+        status_list(false)
     );
     let n = conn.prepare_cached(&sql)?.execute(params![id, exit_code])?;
     Ok(n == 1)
