@@ -13,12 +13,13 @@ use crate::store::{results as rows, StoreError};
 use std::path::PathBuf;
 
 impl Scheduler {
-    /// The table of live counters (the log writer feeds it; the ticker reads it).
+    /// Run `id`'s results as its output counted them (its live counter is
+    /// taken): for a run that ends without a JUnit file to read.
     pub fn live_results(&self, id: RunId) -> FinalResults {
         final_results(&self.live.take(id), Junit::Stopped)
     }
 
-    /// The live table itself.
+    /// The table of live counters (the log writer feeds it; the ticker reads it).
     pub fn live(&self) -> &LiveResults {
         &self.live
     }
