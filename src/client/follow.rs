@@ -117,30 +117,10 @@ fn write_block(w: &mut impl Write, text: &[u8], colour: bool) -> std::io::Result
     w.write_all(&text[start..])
 }
 
-/// Writes `line` without its ANSI escape sequences. The common ones (CSI:
-/// `ESC [ … final`, OSC: `ESC ] … BEL|ESC \\`, two-byte `ESC X`) are skipped
-/// here, in one pass; anything odder goes through strip-ansi-escapes
-/// (measured: that crate alone was most of the client's time on a 1M-line log).
+/// Writes `line` without its ANSI escape sequences (the one rule,
+/// [`crate::domain::ansi`]), piece by piece: no copy of the line.
 fn write_plain(w: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
-    let mut start = 0;
-    while let Some(at) = memchr::memchr(0x1b, &line[start..]) {
-        let i = start + at;
-        w.write_all(&line[start..i])?;
-        let end = match line.get(i + 1) {
-            Some(b'[') => line[i + 2..]
-                .iter()
-                .position(|b| (0x40..=0x7e).contains(b))
-                .map(|p| i + 2 + p + 1),
-            Some(b']') => line[i + 2..].iter().position(|b| *b == 0x07).map(|p| i + 2 + p + 1),
-            Some(b) if (0x40..=0x5f).contains(b) => Some(i + 2),
-            _ => None,
-        };
-        match end {
-            Some(e) => start = e,
-            None => return w.write_all(&strip_ansi_escapes::strip(&line[i..])),
-        }
-    }
-    w.write_all(&line[start..])
+    crate::domain::ansi::strip_to(line, |piece| w.write_all(piece))
 }
 
 /// What happened on one connection.

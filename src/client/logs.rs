@@ -26,11 +26,7 @@ pub fn run(args: LogsArgs) -> Result<u8, ClientError> {
         let mut reader = BufReader::with_capacity(64 * 1024, reader);
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line)? > 0 {
-            if line.contains(&0x1b) {
-                out.write_all(&strip_ansi_escapes::strip(&line))?;
-            } else {
-                out.write_all(&line)?;
-            }
+            crate::domain::ansi::strip_to(&line, |piece| out.write_all(piece))?;
             line.clear();
         }
     }

@@ -1,6 +1,7 @@
 //! Domain types: runs, their statuses and allowed transitions, environments,
 //! and how raw output bytes become numbered lines. No I/O lives here.
 
+pub mod ansi;
 pub mod catalog;
 pub mod envs;
 pub mod lines;

@@ -120,7 +120,7 @@ fn case(node: roxmltree::Node<'_, '_>) -> Result<Case, String> {
 /// characters, at most [`MAX_MESSAGE`] characters.
 fn first_line(text: &str) -> Option<String> {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let plain = strip_ansi_escapes::strip_str(line);
+    let plain = crate::domain::ansi::strip(line);
     let clean: String = plain
         .chars()
         .filter(|c| !crate::http::dto::forbidden_char(*c))

@@ -93,7 +93,7 @@ impl LiveCounter {
     fn line(&mut self, n: u64, raw: &str) {
         let plain;
         let text = if raw.contains('\x1b') {
-            plain = strip_ansi_escapes::strip_str(raw);
+            plain = crate::domain::ansi::strip(raw);
             plain.as_str()
         } else {
             raw

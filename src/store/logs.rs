@@ -186,7 +186,7 @@ pub fn search(
     let filter = chunks::Filter { needle: q, deadline };
     let scanned = chunks::scan(conn, run_id, 0, end, Some(&filter), |line, raw| {
         let text: &[u8] = if memchr::memchr(0x1b, raw).is_some() {
-            strip_ansi_into(raw, &mut plain);
+            crate::domain::ansi::strip_into(raw, &mut plain);
             &plain
         } else {
             raw
@@ -219,70 +219,6 @@ pub fn search_pool(path: &std::path::Path) -> Result<r2d2::Pool<r2d2_sqlite::Sql
             c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA mmap_size = 1073741824;")
         });
     Ok(r2d2::Pool::builder().max_size(size).min_idle(Some(0)).build(manager)?)
-}
-
-/// `text` without ANSI escape sequences.
-pub fn strip_ansi(text: &str) -> String {
-    if !text.contains('\u{1b}') {
-        return text.to_string();
-    }
-    let mut out = Vec::with_capacity(text.len());
-    strip_ansi_into(text.as_bytes(), &mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Writes `raw` without its escape sequences into `out` (cleared first): CSI
-/// (`ESC [` … final byte), OSC (`ESC ]` … BEL or `ESC \`), DCS/SOS/PM/APC
-/// strings (`ESC P`/`X`/`^`/`_` … `ESC \`), and two- or three-byte escapes. A
-/// byte-level pass, much faster than a full terminal parser, and all a search
-/// needs: the text a terminal would print.
-pub fn strip_ansi_into(raw: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    let mut i = 0;
-    while i < raw.len() {
-        let Some(esc) = memchr::memchr(0x1b, &raw[i..]) else {
-            out.extend_from_slice(&raw[i..]);
-            return;
-        };
-        out.extend_from_slice(&raw[i..i + esc]);
-        i += esc + 1;
-        match raw.get(i) {
-            Some(b'[') => {
-                i += 1;
-                while i < raw.len() && (0x20..=0x3f).contains(&raw[i]) {
-                    i += 1;
-                }
-                if i < raw.len() && (0x40..=0x7e).contains(&raw[i]) {
-                    i += 1;
-                }
-            }
-            Some(b']') | Some(b'P') | Some(b'X') | Some(b'^') | Some(b'_') => {
-                let osc = raw[i] == b']';
-                i += 1;
-                while i < raw.len() {
-                    if osc && raw[i] == 0x07 {
-                        i += 1;
-                        break;
-                    }
-                    if raw[i] == 0x1b && raw.get(i + 1) == Some(&b'\\') {
-                        i += 2;
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            Some(b) if (0x20..=0x2f).contains(b) => {
-                while i < raw.len() && (0x20..=0x2f).contains(&raw[i]) {
-                    i += 1;
-                }
-                if i < raw.len() {
-                    i += 1;
-                }
-            }
-            Some(_) => i += 1,
-            None => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -345,23 +281,6 @@ mod tests {
         let f = search(&c, 1, "line 4999", 10, std::time::Instant::now()).expect("search");
         assert!(!f.complete);
         assert!(f.matches.is_empty());
-    }
-
-    #[test]
-    fn escape_sequences_of_every_kind_are_stripped() {
-        let cases = [
-            ("\u{1b}[1;31mred\u{1b}[0m", "red"),
-            ("\u{1b}]0;title\u{7}text", "text"),
-            ("\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\", "link"),
-            ("\u{1b}P+q544e\u{1b}\\after", "after"),
-            ("a\u{1b}(Bb\u{1b}=c", "abc"),
-            ("tail\u{1b}", "tail"),
-            ("\u{1b}[", ""),
-            ("plain", "plain"),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(strip_ansi(raw), want, "{raw:?}");
-        }
     }
 
     #[test]
